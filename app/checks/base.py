@@ -1,0 +1,199 @@
+"""The contract every check type follows.
+
+A check type is a subclass of :class:`Check` with its own pydantic ``Params`` model. drwatch builds
+one instance per configured check, calls :meth:`Check.run` on a schedule through
+:func:`app.runner.run_check`, and calls :meth:`Check.close` once at shut-down.
+
+Exceptions::
+
+    CheckFailed            the dependency is unhealthy; ``message`` says what is wrong for a person,
+                           ``permanent`` says whether retrying can help (bad credentials, a missing
+                           bucket), ``context`` carries data (never secrets)
+
+Any other exception escaping ``run()`` is a bug in the check or an unexpected fault; the runner turns
+it into a ``fail`` Result that names the exception type, so a check never takes the scheduler down.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+Criticality = Literal["critical", "degraded", "info"]
+
+
+class Status(enum.StrEnum):
+    """Result of one probe, and the effective state of a check (pass < warn < fail)."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    @classmethod
+    def worst(cls, *statuses: Status) -> Status:
+        return max(statuses, key=lambda s: s.severity, default=cls.PASS)
+
+
+_SEVERITY = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+class Params(BaseModel):
+    """Base of every check type's parameters. Unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one run of a check observed.
+
+    ``output`` is one sentence a person can act on. ``details`` holds type-specific, JSON-safe
+    values; some keys have a meaning across types and become metrics:
+    ``replication_lag_seconds``, ``tls_cert_expiry_timestamp_seconds``, ``wal_archive_age_seconds``,
+    and for backup sources ``last_backup_at`` (ISO-8601), ``age_seconds``, ``rpo_seconds``,
+    ``size_bytes``, ``verified``, ``verified_by``, ``location``.
+    """
+
+    status: Status
+    output: str
+    observed_value: float | None = None
+    observed_unit: str | None = None
+    duration: float = 0.0
+    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    details: Mapping[str, Any] = field(default_factory=dict)
+    permanent: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "output": self.output,
+            "observedValue": self.observed_value,
+            "observedUnit": self.observed_unit,
+            "duration": round(self.duration, 6),
+            "time": self.time.isoformat(),
+            "details": dict(self.details),
+            "permanent": self.permanent,
+        }
+
+
+class CheckFailed(Exception):  # noqa: N818 - the name reads as what happened to the check
+    """The dependency is unhealthy. ``message`` is for a person and never contains a secret."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        context: Mapping[str, Any] | None = None,
+        observed_value: float | None = None,
+        observed_unit: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.context: Mapping[str, Any] = context or {}
+        self.observed_value = observed_value
+        self.observed_unit = observed_unit
+
+
+P = TypeVar("P", bound=Params)
+
+
+class Check(ABC, Generic[P]):
+    """One configured probe of one dependency.
+
+    Subclasses set ``Params`` (their pydantic model) and may set ``default_criticality``,
+    ``default_interval`` and ``default_timeout`` (seconds). ``run()`` returns a :class:`Result`
+    (pass or warn, or fail when it wants to report details with the failure) or raises
+    :class:`CheckFailed`. It must not catch ``asyncio.CancelledError``: the runner cancels it
+    when the timeout passes. ``close()`` releases pooled resources and is called once.
+    """
+
+    Params: ClassVar[type[Params]]
+    default_criticality: ClassVar[Criticality] = "critical"
+    default_interval: ClassVar[float] = 30.0
+    default_timeout: ClassVar[float] = 10.0
+
+    def __init__(self, name: str, params: P, *, timeout: float) -> None:
+        self.name = name
+        self.params = params
+        self.timeout = timeout
+
+    @abstractmethod
+    async def run(self) -> Result:
+        """Probe the dependency once. Raises CheckFailed when it is unhealthy."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, most checks hold nothing
+        """Release connections or clients kept between runs."""
+
+    def secrets(self) -> list[str]:
+        """Secret strings of this check, so logs and outputs can be scrubbed of them."""
+        return collect_secrets(self.params)
+
+    @staticmethod
+    def passed(
+        output: str,
+        *,
+        observed_value: float | None = None,
+        observed_unit: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Result:
+        return Result(Status.PASS, output, observed_value, observed_unit, details=details or {})
+
+    @staticmethod
+    def warned(
+        output: str,
+        *,
+        observed_value: float | None = None,
+        observed_unit: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Result:
+        return Result(Status.WARN, output, observed_value, observed_unit, details=details or {})
+
+    @staticmethod
+    def failed(
+        output: str,
+        *,
+        observed_value: float | None = None,
+        observed_unit: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        permanent: bool = False,
+    ) -> Result:
+        return Result(
+            Status.FAIL,
+            output,
+            observed_value,
+            observed_unit,
+            details=details or {},
+            permanent=permanent,
+        )
+
+
+def collect_secrets(model: BaseModel) -> list[str]:
+    """Every SecretStr value in a params model, and the password of every URL-shaped secret."""
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    from app.redact import url_password  # noqa: PLC0415
+
+    found: list[str] = []
+    for value in model.__dict__.values():
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if secret:
+                found.append(secret)
+                password = url_password(secret)
+                if password:
+                    found.append(password)
+        elif isinstance(value, BaseModel):
+            found.extend(collect_secrets(value))
+    return found

@@ -1,0 +1,78 @@
+"""Keeping secrets out of outputs, logs, metrics and API responses.
+
+Every secret drwatch is given (SecretStr params, tokens, passwords inside DSNs) is registered here
+when the configuration is loaded. :func:`scrub` replaces any registered secret in a string; the
+runner scrubs every check output and the log formatter scrubs every log line, so a secret that a
+driver echoes back in an error message still never leaves the process.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+MASK = "***"
+# Shorter strings are too likely to occur in ordinary text ("a", "1234") to be scrubbed safely.
+_MIN_SECRET_LENGTH = 4
+
+_lock = threading.Lock()
+_secrets: frozenset[str] = frozenset()
+_pattern: re.Pattern[str] | None = None
+
+
+def register(values: Iterable[str]) -> None:
+    """Add secrets to scrub from now on."""
+    global _secrets, _pattern
+    new = {v for v in values if v and len(v) >= _MIN_SECRET_LENGTH}
+    with _lock:
+        if new <= _secrets:
+            return
+        _secrets = _secrets | new
+        # Longest first, so a secret that contains another is replaced whole.
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``, and URL passwords masked."""
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    return _URL_USERINFO.sub(_mask_userinfo, text)
+
+
+# scheme://user:password@host -> scheme://user:***@host, for URLs we were never told about.
+_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):([^@\s/]+)@")
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    return f"{match.group(1)}:{MASK}@"
+
+
+def url_password(url: str) -> str | None:
+    """The password part of a URL or DSN (percent-decoded), or None."""
+    if "://" not in url:
+        return None
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to show: the password replaced by ``***``, the query string dropped."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username:
+        user = parts.username + (f":{MASK}" if parts.password else "")
+        netloc = f"{user}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
