@@ -17,6 +17,7 @@ each with its field path (``checks.2.params.dsn``), and the CLI exits with code 
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import socket
@@ -194,7 +195,7 @@ class CheckConfig:
     params: Params
 
     @property
-    def check_class(self) -> type[Check[Any]]:
+    def check_class(self) -> builtins.type[Check[Any]]:
         return CHECK_TYPES[self.type]
 
     def build(self) -> Check[Any]:
@@ -272,7 +273,10 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
             continue
         if spec.name in seen:
             errors.append(
-                (f"{base}.name", f"duplicate check name {spec.name!r} (also checks.{seen[spec.name]})")
+                (
+                    f"{base}.name",
+                    f"duplicate check name {spec.name!r} (also checks.{seen[spec.name]})",
+                )
             )
             continue
         seen[spec.name] = index

@@ -56,7 +56,7 @@ def format_duration(seconds: float) -> str:
     """``93784`` -> ``"1d2h3m"``; sub-minute values keep one decimal."""
     if seconds < 60:
         return f"{seconds:.1f}s" if seconds % 1 else f"{int(seconds)}s"
-    remaining = int(round(seconds))
+    remaining = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, remaining = divmod(remaining, size)

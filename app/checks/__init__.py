@@ -6,5 +6,4 @@ from typing import Any
 
 from app.checks.base import Check
 
-CHECK_TYPES: dict[str, type[Check[Any]]] = {
-}
+CHECK_TYPES: dict[str, type[Check[Any]]] = {}

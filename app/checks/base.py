@@ -10,8 +10,8 @@ Exceptions::
                            ``permanent`` says whether retrying can help (bad credentials, a missing
                            bucket), ``context`` carries data (never secrets)
 
-Any other exception escaping ``run()`` is a bug in the check or an unexpected fault; the runner turns
-it into a ``fail`` Result that names the exception type, so a check never takes the scheduler down.
+Any other exception escaping ``run()`` is a bug in the check or an unexpected fault; the runner
+turns it into a ``fail`` Result that names the exception type, so a check never takes the scheduler down.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Result:
         }
 
 
-class CheckFailed(Exception):  # noqa: N818 - the name reads as what happened to the check
+class CheckFailed(Exception):
     """The dependency is unhealthy. ``message`` is for a person and never contains a secret."""
 
     def __init__(
@@ -133,7 +133,7 @@ class Check(ABC, Generic[P]):
     async def run(self) -> Result:
         """Probe the dependency once. Raises CheckFailed when it is unhealthy."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook, most checks hold nothing
+    async def close(self) -> None:
         """Release connections or clients kept between runs."""
 
     def secrets(self) -> list[str]:
@@ -181,9 +181,9 @@ class Check(ABC, Generic[P]):
 
 def collect_secrets(model: BaseModel) -> list[str]:
     """Every SecretStr value in a params model, and the password of every URL-shaped secret."""
-    from pydantic import SecretStr  # noqa: PLC0415
+    from pydantic import SecretStr
 
-    from app.redact import url_password  # noqa: PLC0415
+    from app.redact import url_password
 
     found: list[str] = []
     for value in model.__dict__.values():
