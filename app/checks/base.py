@@ -11,7 +11,8 @@ Exceptions::
                            bucket), ``context`` carries data (never secrets)
 
 Any other exception escaping ``run()`` is a bug in the check or an unexpected fault; the runner
-turns it into a ``fail`` Result that names the exception type, so a check never takes the scheduler down.
+turns it into a ``fail`` Result that names the exception type, so a check never takes the scheduler
+down.
 """
 
 from __future__ import annotations
