@@ -37,7 +37,7 @@ from pydantic_settings import (
 
 from app import redact
 from app.checks import CHECK_TYPES
-from app.checks.base import Check, Criticality, Params, collect_secrets
+from app.checks.base import Check, CheckContext, Criticality, Params, collect_secrets
 from app.units import Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
@@ -198,8 +198,8 @@ class CheckConfig:
     def check_class(self) -> builtins.type[Check[Any]]:
         return CHECK_TYPES[self.type]
 
-    def build(self) -> Check[Any]:
-        return self.check_class(self.name, self.params, timeout=self.timeout)
+    def build(self, context: CheckContext | None = None) -> Check[Any]:
+        return self.check_class(self.name, self.params, timeout=self.timeout, context=context)
 
 
 class _TopLevel(BaseModel):

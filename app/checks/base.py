@@ -22,9 +22,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from app.store.repository import Store
 
 Criticality = Literal["critical", "degraded", "info"]
 
@@ -107,6 +110,17 @@ class CheckFailed(Exception):
         self.observed_unit = observed_unit
 
 
+@dataclass(frozen=True)
+class CheckContext:
+    """Shared resources a check may use, handed to every check by the service before it runs.
+
+    ``store`` is None when a check runs outside the service (``drwatch check`` without a store).
+    """
+
+    store: Store | None = None
+    service_id: str = "drwatch"
+
+
 P = TypeVar("P", bound=Params)
 
 
@@ -124,11 +138,17 @@ class Check(ABC, Generic[P]):
     default_criticality: ClassVar[Criticality] = "critical"
     default_interval: ClassVar[float] = 30.0
     default_timeout: ClassVar[float] = 10.0
+    # Backup sources report last_backup_at/age/rpo/size/verified in details; they appear in
+    # /api/backup-status and the drwatch_backup_* metrics.
+    is_backup_source: ClassVar[bool] = False
 
-    def __init__(self, name: str, params: P, *, timeout: float) -> None:
+    def __init__(
+        self, name: str, params: P, *, timeout: float, context: CheckContext | None = None
+    ) -> None:
         self.name = name
         self.params = params
         self.timeout = timeout
+        self.context = context or CheckContext()
 
     @abstractmethod
     async def run(self) -> Result:

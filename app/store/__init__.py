@@ -1,0 +1,1 @@
+"""The state store: SQLAlchemy async Core over SQLite (default) or PostgreSQL."""
