@@ -5,5 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from app.checks.base import Check
+from app.checks.postgres import PostgresCheck
+from app.checks.redis import RedisCheck
 
-CHECK_TYPES: dict[str, type[Check[Any]]] = {}
+CHECK_TYPES: dict[str, type[Check[Any]]] = {
+    "postgres": PostgresCheck,
+    "redis": RedisCheck,
+}
