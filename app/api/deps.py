@@ -1,0 +1,70 @@
+"""Dependency aliases for routes: the runtime built by the lifespan and what hangs off it."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from app.monitor import Snapshot
+from app.runtime import Runtime
+from app.store.repository import Store
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_snapshot(request: Request) -> Snapshot:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.monitor.snapshot
+
+
+def get_store(request: Request) -> Store:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.store
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def bearer_matches(authorization: str | None, expected: str | None) -> bool:
+    """Constant-time check of an ``Authorization: Bearer <token>`` header."""
+    if not expected or not authorization:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+def wants_details(runtime: Runtime, authorization: str | None) -> bool:
+    mode = runtime.settings.health_details
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    token = runtime.settings.details_token
+    return bearer_matches(authorization, token.get_secret_value() if token else None)
+
+
+def require_admin(request: Request) -> None:
+    """401 without a bearer token, 403 with a wrong one, 403 when no admin token is set."""
+    runtime: Runtime = request.app.state.runtime
+    token = runtime.settings.admin_token
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        raise HTTPException(
+            401, "Send Authorization: Bearer <admin token>.", {"WWW-Authenticate": "Bearer"}
+        )
+    if token is None:
+        raise HTTPException(403, "Admin endpoints are disabled: DRWATCH_ADMIN_TOKEN is not set.")
+    if not bearer_matches(authorization, token.get_secret_value()):
+        raise HTTPException(403, "The admin token is not valid.")
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,82 @@
+"""/health for Route 53 and uptime monitors, /health/live and /health/ready for Kubernetes.
+
+Bodies are application/health+json (draft-inadarei-api-health-check) with ``status`` first, so it
+sits well within the first 5,120 bytes Route 53 reads for string matching. The status code carries
+the verdict: 200 for pass and warn, 503 for fail. Public callers get the verdict only; per-check
+details need the details token. Nothing here does I/O: everything is read from the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response
+
+from app.api.deps import RuntimeDep, SnapshotDep, wants_details
+from app.checks.base import Status
+from app.monitor import health_check_entry
+
+router = APIRouter(tags=["health"])
+
+HEALTH_JSON = "application/health+json"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _code(status: Status | None) -> int:
+    return 503 if status in (Status.FAIL, None) else 200
+
+
+@router.api_route("/health", methods=["GET", "HEAD"], summary="Overall verdict")
+def health(
+    request: Request,
+    runtime: RuntimeDep,
+    snapshot: SnapshotDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    details = wants_details(runtime, authorization)
+    code = _code(snapshot.status)
+    if "verbose" in request.query_params:
+        text = snapshot.verbose_text(outputs=details)
+        return Response(text, code, NO_STORE, media_type="text/plain; charset=utf-8")
+    body = snapshot.detailed_health_body if details else snapshot.public_health_body
+    return Response(body, code, NO_STORE, media_type=HEALTH_JSON)
+
+
+@router.api_route("/health/live", methods=["GET", "HEAD"], summary="Process and scheduler alive")
+def live(runtime: RuntimeDep) -> Response:
+    alive = runtime.scheduler.alive
+    body = {"status": "pass" if alive else "fail"}
+    if not alive:
+        body["output"] = "The scheduler has stopped ticking; results are no longer refreshed."
+    return Response(json.dumps(body), 200 if alive else 503, NO_STORE, media_type=HEALTH_JSON)
+
+
+@router.api_route("/health/ready", methods=["GET", "HEAD"], summary="First round done")
+def ready(snapshot: SnapshotDep) -> Response:
+    body: dict[str, str] = {"status": "pass" if snapshot.ready else "fail"}
+    if not snapshot.ready:
+        body["output"] = "Waiting for the first result of every critical check."
+    code = 200 if snapshot.ready else 503
+    return Response(json.dumps(body), code, NO_STORE, media_type=HEALTH_JSON)
+
+
+@router.api_route("/health/{check}", methods=["GET", "HEAD"], summary="One check")
+def check_health(
+    check: str,
+    runtime: RuntimeDep,
+    snapshot: SnapshotDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    state = snapshot.checks.get(check)
+    if state is None:
+        raise HTTPException(404, f"No check named {check!r}.")
+    effective = state.effective
+    body: dict[str, object] = {
+        "status": effective.value if effective else Status.FAIL.value,
+        "version": snapshot.version,
+        "serviceId": snapshot.service_id,
+    }
+    if wants_details(runtime, authorization):
+        body["checks"] = {state.name: [health_check_entry(state)]}
+    return Response(json.dumps(body), _code(effective), NO_STORE, media_type=HEALTH_JSON)

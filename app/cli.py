@@ -1,0 +1,200 @@
+"""The ``drwatch`` command.
+
+    drwatch serve                 run the service (uvicorn)
+    drwatch check [--json]        run every check once; exit 0 pass, 1 warn, 2 fail
+    drwatch backup-status [--json] run the backup sources once; same exit codes
+    drwatch config validate       validate the configuration; exit 2 when invalid
+    drwatch db upgrade            apply the state store's migrations
+
+Configuration errors print every problem by field path and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from app import logs
+from app.checks.base import Status
+from app.config import Config, ConfigError, Settings, load_config, load_settings
+from app.monitor import Monitor, Snapshot
+from app.runner import run_check
+
+EXIT_CODES = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+EXIT_CONFIG = 2
+_MAX_PARALLEL = 50
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_level, settings.log_format)
+        code: int = args.handler(args, settings)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="drwatch", description="Health and disaster-recovery watchdog."
+    )
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--host", help="listen address (default DRWATCH_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="listen port (default DRWATCH_PORT or 8080)")
+    serve.set_defaults(handler=_serve)
+
+    check = commands.add_parser("check", help="run every check once and print the verdict")
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument("names", nargs="*", help="only these checks")
+    check.set_defaults(handler=_check, backups_only=False)
+
+    backup = commands.add_parser("backup-status", help="run the backup sources once")
+    backup.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    backup.set_defaults(handler=_check, backups_only=True, names=[])
+
+    config = commands.add_parser("config", help="configuration commands")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    validate = config_commands.add_parser("validate", help="validate the configuration")
+    validate.set_defaults(handler=_validate)
+
+    db = commands.add_parser("db", help="state store commands")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply migrations")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(handler=_db_upgrade)
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    config = load_config(settings)
+    app = create_app(settings, config)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _validate(_args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings)
+    print(f"{config.source}: ok, {len(config.checks)} check(s)")
+    for check in config.checks:
+        print(
+            f"  {check.name:<30} {check.type:<16} {check.criticality:<9} "
+            f"every {check.interval:g}s, timeout {check.timeout:g}s"
+        )
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from app.redact import redact_url
+    from app.store.db import upgrade
+
+    upgrade(settings.state_url, args.revision)
+    print(f"state store {redact_url(settings.state_url)} is at revision {args.revision}")
+    return 0
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings)
+    # The table (or JSON) is the report; state-change lines would only repeat it on stderr.
+    logging.getLogger("drwatch.monitor").setLevel(logging.WARNING)
+    snapshot = asyncio.run(run_once(config, settings, names=args.names, backups=args.backups_only))
+    if args.json:
+        print(json.dumps(_report(snapshot), indent=2, default=str))
+    else:
+        print(_table(snapshot))
+    return EXIT_CODES[snapshot.status]
+
+
+async def run_once(
+    config: Config, settings: Settings, *, names: Sequence[str] = (), backups: bool = False
+) -> Snapshot:
+    """Run the selected checks once, concurrently, and return the resulting snapshot."""
+    from app.checks.base import CheckContext
+    from app.store.repository import Store
+
+    selected = [
+        c
+        for c in config.checks
+        if (not names or c.name in names) and (not backups or c.check_class.is_backup_source)
+    ]
+    unknown = sorted(set(names) - {c.name for c in config.checks})
+    if unknown:
+        raise ConfigError([("names", f"no check named {n!r}") for n in unknown], "command line")
+    store = Store.from_url(settings.state_url, settings.service_id)
+    context = CheckContext(store=store, service_id=settings.service_id)
+    monitor = Monitor(selected, service_id=settings.service_id)
+    checks = [c.build(context) for c in selected]
+    limit = asyncio.Semaphore(_MAX_PARALLEL)
+
+    async def one(check: Any) -> None:
+        async with limit:
+            monitor.record(check.name, await run_check(check))
+
+    try:
+        await asyncio.gather(*(one(c) for c in checks))
+    finally:
+        await asyncio.gather(*(c.close() for c in checks), return_exceptions=True)
+        await store.dispose()
+    return monitor.snapshot
+
+
+def _report(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "status": snapshot.status.value,
+        "checks": [state.as_dict() for state in snapshot.checks.values()],
+    }
+
+
+def _table(snapshot: Snapshot) -> str:
+    rows = [("CHECK", "TYPE", "CRITICALITY", "STATUS", "TIME", "OUTPUT")]
+    for state in snapshot.checks.values():
+        result = state.last_result
+        rows.append(
+            (
+                state.name,
+                state.config.type,
+                state.config.criticality,
+                state.effective.value if state.effective else "pending",
+                f"{result.duration * 1000:.0f}ms" if result else "-",
+                state.output,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) for row in rows
+    ]
+    lines = [f"{line}  {row[5]}" for line, row in zip(lines, rows, strict=True)]
+    lines.append(f"\nverdict: {snapshot.status.value}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""create_app(): the FastAPI application and the lifespan that owns every resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.api import checks, health, metrics
+from app.config import Config, Settings
+from app.runtime import Runtime, drwatch_version
+
+
+def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True) -> FastAPI:
+    """The drwatch application. Resources are created and disposed of in the lifespan only."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings, config)
+        app.state.runtime = runtime
+        await runtime.start(run_scheduler=run_scheduler)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="drwatch",
+        version=drwatch_version(),
+        description="Health and disaster-recovery watchdog.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(checks.router)
+    app.include_router(metrics.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # A 4xx that says which input was wrong, without echoing the input itself (it may be a
+        # token someone pasted into the wrong field).
+        errors = [
+            {"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
+    return app

@@ -1,0 +1,336 @@
+"""Every metric drwatch exports, declared once; values are read from the snapshot at scrape time.
+
+The :class:`SnapshotCollector` builds all families when Prometheus scrapes, from the monitor's
+current snapshot, the scheduler and the store writer. Nothing else in drwatch sets a metric.
+Check outputs and parameters never become labels, so no secret can reach a metric.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.checks.base import Status
+from app.monitor import Snapshot
+
+if TYPE_CHECKING:
+    from app.scheduler import Scheduler
+    from app.store.repository import StoreWriter
+
+
+@dataclass
+class MetricSources:
+    """What the collector reads; every field is read at scrape time."""
+
+    snapshot: Callable[[], Snapshot]
+    version: str
+    scheduler: Scheduler | None = None
+    store_writer: StoreWriter | None = None
+    drills: Callable[[], list[dict[str, Any]]] | None = None
+
+
+def _ts(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return None
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+class SnapshotCollector(Collector):
+    """Builds every drwatch_* family from the current snapshot."""
+
+    def __init__(self, sources: MetricSources) -> None:
+        self.sources = sources
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.sources.snapshot()
+        now = time.time()
+
+        # Labels: check, type, criticality. 1 when the effective status is pass or warn.
+        up = GaugeMetricFamily(
+            "drwatch_check_up",
+            "1 if the check's effective status is pass or warn, 0 if fail, stale or pending.",
+            labels=["check", "type", "criticality"],
+        )
+        # Labels: check, status (pass|warn|fail|pending). A state set: 1 for the current status.
+        status = GaugeMetricFamily(
+            "drwatch_check_status",
+            "Effective status of the check as a state set (1 for the current status).",
+            labels=["check", "status"],
+        )
+        # Labels: check.
+        duration = GaugeMetricFamily(
+            "drwatch_check_duration_seconds",
+            "Duration of the check's last run.",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: check.
+        last_run = GaugeMetricFamily(
+            "drwatch_check_last_run_timestamp_seconds",
+            "Unix time of the check's last run.",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: check.
+        interval = GaugeMetricFamily(
+            "drwatch_check_interval_seconds",
+            "Configured interval of the check.",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: check, result (pass|warn|fail).
+        runs = CounterMetricFamily(
+            "drwatch_check_runs",
+            "Runs of the check by raw result (before rise/fall damping).",
+            labels=["check", "result"],
+        )
+        # Labels: check.
+        overruns = CounterMetricFamily(
+            "drwatch_check_overruns",
+            "Runs skipped because the previous run of the check was still going.",
+            labels=["check"],
+        )
+        # Labels: check.
+        replication_lag = GaugeMetricFamily(
+            "drwatch_replication_lag_seconds",
+            "Replication lag of a replica (0 when it has replayed everything it received).",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: check.
+        replication_lag_max = GaugeMetricFamily(
+            "drwatch_replication_lag_max_seconds",
+            "Configured max_replication_lag of a postgres check.",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: check.
+        tls_expiry = GaugeMetricFamily(
+            "drwatch_tls_cert_expiry_timestamp_seconds",
+            "Unix time when the leaf TLS certificate seen by the check expires.",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: check.
+        wal_age = GaugeMetricFamily(
+            "drwatch_wal_archive_age_seconds",
+            "Age of the last successfully archived WAL segment.",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: check.
+        wal_rpo = GaugeMetricFamily(
+            "drwatch_wal_archive_rpo_seconds",
+            "Recovery point objective of the WAL archive.",
+            labels=["check"],
+            unit="seconds",
+        )
+        # Labels: source.
+        backup_last = GaugeMetricFamily(
+            "drwatch_backup_last_success_timestamp_seconds",
+            "Unix time of the newest good backup of the source.",
+            labels=["source"],
+            unit="seconds",
+        )
+        # Labels: source.
+        backup_age = GaugeMetricFamily(
+            "drwatch_backup_age_seconds",
+            "Age of the newest good backup of the source, at scrape time.",
+            labels=["source"],
+            unit="seconds",
+        )
+        # Labels: source.
+        backup_rpo = GaugeMetricFamily(
+            "drwatch_backup_rpo_seconds",
+            "Recovery point objective of the source.",
+            labels=["source"],
+            unit="seconds",
+        )
+        # Labels: source.
+        backup_size = GaugeMetricFamily(
+            "drwatch_backup_size_bytes",
+            "Size of the newest good backup of the source.",
+            labels=["source"],
+            unit="bytes",
+        )
+        # Labels: source.
+        backup_verified = GaugeMetricFamily(
+            "drwatch_backup_verified",
+            "1 if the newest backup passed verification, 0 if it failed.",
+            labels=["source"],
+        )
+
+        for state in snapshot.checks.values():
+            name = state.name
+            config = state.config
+            effective = state.effective
+            up.add_metric(
+                [name, config.type, config.criticality],
+                1.0 if effective in (Status.PASS, Status.WARN) else 0.0,
+            )
+            current = effective.value if effective else "pending"
+            for option in ("pass", "warn", "fail", "pending"):
+                status.add_metric([name, option], 1.0 if option == current else 0.0)
+            interval.add_metric([name], config.interval)
+            for result_name, count in state.runs.items():
+                runs.add_metric([name, result_name], float(count))
+            max_lag = getattr(config.params, "max_replication_lag", None)
+            if isinstance(max_lag, int | float):
+                replication_lag_max.add_metric([name], float(max_lag))
+            result = state.last_result
+            if result is None:
+                continue
+            duration.add_metric([name], result.duration)
+            last_run.add_metric([name], result.time.timestamp())
+            details = result.details
+            if (value := _num(details.get("replication_lag_seconds"))) is not None:
+                replication_lag.add_metric([name], value)
+            if (value := _num(details.get("tls_cert_expiry_timestamp_seconds"))) is not None:
+                tls_expiry.add_metric([name], value)
+            if (value := _num(details.get("wal_archive_age_seconds"))) is not None:
+                wal_age.add_metric([name], value)
+                if (rpo := _num(details.get("rpo_seconds"))) is not None:
+                    wal_rpo.add_metric([name], rpo)
+            if config.check_class.is_backup_source:
+                if (rpo := _num(details.get("rpo_seconds"))) is not None:
+                    backup_rpo.add_metric([name], rpo)
+                last = _ts(details.get("last_backup_at"))
+                if last is not None:
+                    backup_last.add_metric([name], last)
+                    backup_age.add_metric([name], max(0.0, now - last))
+                if (size := _num(details.get("size_bytes"))) is not None:
+                    backup_size.add_metric([name], size)
+                verified = details.get("verified")
+                if isinstance(verified, bool):
+                    backup_verified.add_metric([name], 1.0 if verified else 0.0)
+
+        scheduler = self.sources.scheduler
+        if scheduler is not None:
+            for check_name in scheduler.checks:
+                overruns.add_metric([check_name], float(scheduler.overruns.get(check_name, 0)))
+
+        yield from (up, status, duration, last_run, interval, runs, overruns)
+        yield from (replication_lag, replication_lag_max, tls_expiry, wal_age, wal_rpo)
+        yield from (backup_last, backup_age, backup_rpo, backup_size, backup_verified)
+        yield from self._drills(now)
+
+        health = GaugeMetricFamily(
+            "drwatch_health_status", "Overall verdict of /health: 0 fail, 1 warn, 2 pass."
+        )
+        health.add_metric(
+            [], {Status.FAIL: 0.0, Status.WARN: 1.0, Status.PASS: 2.0}[snapshot.status]
+        )
+        yield health
+
+        # Labels: version.
+        build = GaugeMetricFamily("drwatch_build_info", "drwatch build.", labels=["version"])
+        build.add_metric([self.sources.version], 1.0)
+        yield build
+
+        if scheduler is not None:
+            lag = GaugeMetricFamily(
+                "drwatch_scheduler_lag_seconds",
+                "99th percentile over the last minute of how late check runs started.",
+                unit="seconds",
+            )
+            lag.add_metric([], float(scheduler.lag_stats()["p99"] or 0.0))
+            yield lag
+            alive = GaugeMetricFamily(
+                "drwatch_scheduler_up", "1 while the scheduler ticks (the liveness of drwatch)."
+            )
+            alive.add_metric([], 1.0 if scheduler.alive else 0.0)
+            yield alive
+
+        writer = self.sources.store_writer
+        if writer is not None:
+            store_up = GaugeMetricFamily(
+                "drwatch_store_up", "1 if the last write to the state store succeeded."
+            )
+            store_up.add_metric([], 1.0 if writer.healthy else 0.0)
+            yield store_up
+            pending = GaugeMetricFamily(
+                "drwatch_store_pending_writes", "Writes waiting to be retried against the store."
+            )
+            pending.add_metric([], float(writer.pending))
+            yield pending
+            failures = CounterMetricFamily(
+                "drwatch_store_write_failures", "Failed attempts to write to the state store."
+            )
+            failures.add_metric([], float(writer.failures_total))
+            yield failures
+            dropped = CounterMetricFamily(
+                "drwatch_store_dropped_writes",
+                "Writes dropped because the store stayed down until the retry queue filled.",
+            )
+            dropped.add_metric([], float(writer.dropped_total))
+            yield dropped
+
+    def _drills(self, now: float) -> Iterator[Metric]:
+        if self.sources.drills is None:
+            return
+        # Labels: drill.
+        last_success = GaugeMetricFamily(
+            "drwatch_restore_drill_last_success_timestamp_seconds",
+            "Unix time when the drill last passed.",
+            labels=["drill"],
+            unit="seconds",
+        )
+        # Labels: drill.
+        duration = GaugeMetricFamily(
+            "drwatch_restore_drill_duration_seconds",
+            "Total duration of the drill's last finished run.",
+            labels=["drill"],
+            unit="seconds",
+        )
+        # Labels: drill.
+        rto = GaugeMetricFamily(
+            "drwatch_restore_drill_rto_seconds",
+            "Recovery time objective the drill is measured against.",
+            labels=["drill"],
+            unit="seconds",
+        )
+        # Labels: drill, result (pass|fail).
+        runs = CounterMetricFamily(
+            "drwatch_restore_drill_runs",
+            "Finished drill runs by result, since drwatch started.",
+            labels=["drill", "result"],
+        )
+        for drill in self.sources.drills():
+            name = str(drill["name"])
+            rto.add_metric([name], float(drill["rto_seconds"]))
+            if (success := _ts(drill.get("last_success_at"))) is not None:
+                last_success.add_metric([name], success)
+            if (seconds := _num(drill.get("last_duration_seconds"))) is not None:
+                duration.add_metric([name], seconds)
+            for result_name, count in dict(drill.get("runs", {})).items():
+                runs.add_metric([name, result_name], float(count))
+        yield from (last_success, duration, rto, runs)
+
+
+def build_registry(sources: MetricSources) -> CollectorRegistry:
+    """A registry of our own (not the process-global one), so several apps can coexist."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(sources))
+    return registry

@@ -1,0 +1,335 @@
+"""The state of every check, the overall verdict, and the immutable snapshot endpoints read.
+
+Per check, a rise/fall state machine damps flapping: a passing check becomes ``fail`` only after
+``fall`` consecutive failing results, a failing one recovers only after ``rise`` consecutive
+passing results. Between pass and warn there is no damping (both keep traffic). The first result
+after start-up is taken as it is. A check with no result for ``3 x interval`` is ``fail``
+("stale"): drwatch never reports healthy when it does not know.
+
+The verdict: the worst effective status over critical checks; a failing or warning degraded check
+lowers it to ``warn`` at most; info checks never change it. A critical check with no result yet
+counts as failing.
+
+After every result the monitor swaps in a new :class:`Snapshot` (one attribute assignment, so a
+reader sees either the old or the new one, never a mix). Keeping the verdict costs O(1) per result:
+the monitor counts checks per (criticality, effective status) instead of rescanning them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+from app.checks.base import Result, Status
+from app.config import CheckConfig
+from app.store.repository import Transition
+from app.units import format_duration
+
+log = logging.getLogger("drwatch.monitor")
+
+STALE_FACTOR = 3
+PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """Everything known about one check at one moment."""
+
+    config: CheckConfig
+    status: Status | None = None  # damped status from results; None until the first result
+    last_result: Result | None = None
+    consecutive_ok: int = 0
+    consecutive_fail: int = 0
+    since: datetime | None = None  # when the effective status last changed
+    stale: bool = False
+    runs: Mapping[str, int] = field(default_factory=lambda: {"pass": 0, "warn": 0, "fail": 0})
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def effective(self) -> Status | None:
+        """The status that counts: fail while stale, None while no result has come in."""
+        if self.stale:
+            return Status.FAIL
+        return self.status
+
+    @property
+    def verdict_status(self) -> Status:
+        """Status as the verdict sees it: no result yet counts as fail."""
+        return self.effective or Status.FAIL
+
+    @property
+    def output(self) -> str:
+        if self.stale:
+            age = (
+                format_duration(time.time() - self.last_result.time.timestamp())
+                if self.last_result
+                else "ever"
+            )
+            return (
+                f"Stale: no result for {age} (interval {format_duration(self.config.interval)}); "
+                "the scheduler may be stuck or the check keeps overrunning."
+            )
+        if self.last_result is None:
+            return "No result yet; the first run is pending."
+        return self.last_result.output
+
+    def as_dict(self, *, details: bool = True) -> dict[str, Any]:
+        effective = self.effective
+        data: dict[str, Any] = {
+            "name": self.name,
+            "type": self.config.type,
+            "criticality": self.config.criticality,
+            "status": effective.value if effective else PENDING,
+            "since": self.since.isoformat() if self.since else None,
+            "interval_seconds": self.config.interval,
+            "timeout_seconds": self.config.timeout,
+            "labels": dict(self.config.labels),
+        }
+        if details:
+            data["output"] = self.output
+            data["stale"] = self.stale
+            data["consecutive_failures"] = self.consecutive_fail
+            data["consecutive_successes"] = self.consecutive_ok
+            data["last_result"] = self.last_result.as_dict() if self.last_result else None
+            data["runs"] = dict(self.runs)
+        return data
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable view of all checks; endpoints and the metrics collector read only this."""
+
+    checks: Mapping[str, CheckState]
+    status: Status
+    ready: bool
+    generated_at: datetime
+    service_id: str
+    version: str
+
+    @cached_property
+    def public_health_body(self) -> bytes:
+        """The /health body for callers without the details token (status first)."""
+        return _dumps(
+            {
+                "status": self.status.value,
+                "version": self.version,
+                "serviceId": self.service_id,
+                "description": "drwatch health verdict",
+            }
+        )
+
+    @cached_property
+    def detailed_health_body(self) -> bytes:
+        checks: dict[str, list[dict[str, Any]]] = {}
+        for state in self.checks.values():
+            checks[state.name] = [health_check_entry(state)]
+        return _dumps(
+            {
+                "status": self.status.value,
+                "version": self.version,
+                "serviceId": self.service_id,
+                "description": "drwatch health verdict",
+                "checks": checks,
+            }
+        )
+
+    def verbose_text(self, *, outputs: bool) -> str:
+        lines = []
+        for state in self.checks.values():
+            effective = state.effective
+            mark, word = {
+                Status.PASS: ("+", "ok"),
+                Status.WARN: ("!", "warn"),
+                Status.FAIL: ("-", "failed"),
+                None: ("?", PENDING),
+            }[effective]
+            line = f"[{mark}]{state.name} {word}"
+            if outputs and effective is not Status.PASS:
+                line += f": {state.output}"
+            lines.append(line)
+        verdict = {
+            Status.PASS: "passed",
+            Status.WARN: "passed with warnings",
+            Status.FAIL: "failed",
+        }
+        lines.append(f"health check {verdict[self.status]}")
+        return "\n".join(lines) + "\n"
+
+    def backup_sources(self) -> list[CheckState]:
+        return [s for s in self.checks.values() if s.config.check_class.is_backup_source]
+
+
+def health_check_entry(state: CheckState) -> dict[str, Any]:
+    """One check in the application/health+json ``checks`` map."""
+    result = state.last_result
+    effective = state.effective
+    entry: dict[str, Any] = {
+        "componentId": state.name,
+        "componentType": state.config.type,
+        "status": effective.value if effective else Status.FAIL.value,
+        "affectsVerdict": state.config.criticality,
+        "output": state.output,
+        "time": result.time.isoformat() if result else None,
+    }
+    if result is not None and result.observed_value is not None:
+        entry["observedValue"] = result.observed_value
+        entry["observedUnit"] = result.observed_unit
+    if state.since is not None:
+        entry["since"] = state.since.isoformat()
+    return entry
+
+
+def _dumps(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+TransitionSink = Callable[[Transition], None]
+
+
+class Monitor:
+    """Owns the per-check state machines and publishes snapshots."""
+
+    def __init__(
+        self,
+        configs: Iterable[CheckConfig],
+        *,
+        service_id: str = "drwatch",
+        version: str = "0",
+        on_transition: TransitionSink | None = None,
+    ) -> None:
+        self._states: dict[str, CheckState] = {c.name: CheckState(config=c) for c in configs}
+        self._service_id = service_id
+        self._version = version
+        self._on_transition = on_transition
+        self._started = time.time()
+        # (criticality, verdict status) -> number of checks; keeps the verdict O(1) per result.
+        self._counts: Counter[tuple[str, Status]] = Counter(
+            (s.config.criticality, s.verdict_status) for s in self._states.values()
+        )
+        self._pending_critical = sum(
+            1 for s in self._states.values() if s.config.criticality == "critical"
+        )
+        self._snapshot = self._build_snapshot()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def state(self, name: str) -> CheckState:
+        return self._states[name]
+
+    def record(self, name: str, result: Result) -> CheckState:
+        """Feed one result into the state machine of check ``name`` and publish a snapshot."""
+        old = self._states[name]
+        new = advance(old, result)
+        self._replace(old, new, result.time)
+        return new
+
+    def tick(self, now: float | None = None) -> None:
+        """Mark checks stale whose last result (or start-up) is older than 3 x interval."""
+        now = time.time() if now is None else now
+        changed = False
+        for old in list(self._states.values()):
+            reference = old.last_result.time.timestamp() if old.last_result else self._started
+            stale = now - reference > STALE_FACTOR * old.config.interval
+            if stale != old.stale:
+                at = datetime.fromtimestamp(now, UTC)
+                self._replace(old, replace(old, stale=stale), at, publish=False)
+                changed = True
+        if changed:
+            self._snapshot = self._build_snapshot()
+
+    def _replace(
+        self, old: CheckState, new: CheckState, at: datetime, *, publish: bool = True
+    ) -> None:
+        if old.effective != new.effective:
+            new = replace(new, since=at)
+            self._counts[(old.config.criticality, old.verdict_status)] -= 1
+            self._counts[(new.config.criticality, new.verdict_status)] += 1
+            self._emit(old, new, at)
+        first_result = old.last_result is None and new.last_result is not None
+        if first_result and new.config.criticality == "critical":
+            self._pending_critical -= 1
+        self._states[new.name] = new
+        if publish:
+            self._snapshot = self._build_snapshot()
+
+    def _emit(self, old: CheckState, new: CheckState, at: datetime) -> None:
+        before = old.effective.value if old.effective else None
+        after = new.effective.value if new.effective else PENDING
+        level = logging.WARNING if new.effective is Status.FAIL else logging.INFO
+        log.log(
+            level,
+            "check changed state",
+            extra={
+                "check": new.name,
+                "from": before or PENDING,
+                "status": after,
+                "duration": new.last_result.duration if new.last_result else None,
+                "output": new.output,
+            },
+        )
+        if self._on_transition is not None:
+            self._on_transition(Transition(new.name, before, after, at, new.output))
+
+    def verdict(self) -> Status:
+        critical = [
+            status for (crit, status), n in self._counts.items() if n > 0 and crit == "critical"
+        ]
+        degraded_bad = any(
+            n > 0 and crit == "degraded" and status is not Status.PASS
+            for (crit, status), n in self._counts.items()
+        )
+        worst = Status.worst(*critical) if critical else Status.PASS
+        if degraded_bad:
+            worst = Status.worst(worst, Status.WARN)
+        return worst
+
+    def _build_snapshot(self) -> Snapshot:
+        return Snapshot(
+            checks=MappingProxyType(dict(self._states)),
+            status=self.verdict(),
+            ready=self._pending_critical == 0,
+            generated_at=datetime.now(UTC),
+            service_id=self._service_id,
+            version=self._version,
+        )
+
+
+def advance(state: CheckState, result: Result) -> CheckState:
+    """The rise/fall state machine: the next state of one check after one result."""
+    runs = dict(state.runs)
+    runs[result.status.value] = runs.get(result.status.value, 0) + 1
+    failing = result.status is Status.FAIL
+    consecutive_fail = state.consecutive_fail + 1 if failing else 0
+    consecutive_ok = 0 if failing else state.consecutive_ok + 1
+    config = state.config
+    status: Status | None
+    if state.status is None:
+        status = result.status  # the first result after start-up counts as it is
+    elif state.status is Status.FAIL:
+        status = result.status if consecutive_ok >= config.rise else Status.FAIL
+    elif failing:
+        status = Status.FAIL if consecutive_fail >= config.fall else state.status
+    else:
+        status = result.status
+    return replace(
+        state,
+        status=status,
+        last_result=result,
+        consecutive_ok=consecutive_ok,
+        consecutive_fail=consecutive_fail,
+        stale=False,
+        runs=runs,
+    )
