@@ -5,10 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from app.checks.base import Check
+from app.checks.google_calendar import GoogleCalendarCheck
+from app.checks.http import HttpCheck
+from app.checks.openai import OpenAICheck
 from app.checks.postgres import PostgresCheck
 from app.checks.redis import RedisCheck
+from app.checks.statuspage import StatuspageCheck
+from app.checks.tls import TlsCheck
+from app.checks.twilio import TwilioCheck
+from app.checks.vapi import VapiCheck
+from app.checks.whatsapp import WhatsAppCheck
 
 CHECK_TYPES: dict[str, type[Check[Any]]] = {
     "postgres": PostgresCheck,
     "redis": RedisCheck,
+    "http": HttpCheck,
+    "tls": TlsCheck,
+    "twilio": TwilioCheck,
+    "vapi": VapiCheck,
+    "google_calendar": GoogleCalendarCheck,
+    "openai": OpenAICheck,
+    "whatsapp": WhatsAppCheck,
+    "statuspage": StatuspageCheck,
 }

@@ -1,0 +1,439 @@
+"""The HTTP engine behind every HTTP-based check (``http`` and the vendor APIs).
+
+What it provides:
+
+* one TLS context per trust configuration, shared by every check (building one loads the CA store,
+  which costs milliseconds and memory per copy);
+* one small ``httpx.AsyncClient`` per check, kept between runs so a check reuses its connection;
+* a process-wide bound on requests in flight, so thousands of checks falling due together cannot
+  open thousands of sockets at once;
+* the translation of transport errors and HTTP statuses into :class:`CheckFailed` sentences a
+  person can act on, with the check's own secrets scrubbed from anything a vendor echoes back.
+
+Why one client per check rather than one shared client: httpx's connection pool does work
+proportional to the number of connections and queued requests in it on every request
+(encode/httpx#3215), so a single pool shared by hundreds of concurrent checks spends its time
+scanning itself. ``bench/probes.py`` measures both strategies side by side; with 50 concurrent
+checks against one target the per-check clients were several times faster than one shared pool
+and kept drwatch above prometheus-blackbox-exporter's rate. A per-check pool holds at most a few
+connections, so the scan stays short, and a check that keeps its connection open skips the TCP and
+TLS handshakes on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+from cryptography import x509
+
+from app.checks import base
+from app.checks.base import Check, CheckContext, CheckFailed
+from app.redact import MASK, redact_url
+from app.units import format_duration
+
+# Requests in flight across all checks of the process. High enough that it never throttles a
+# normal configuration, low enough to stay far below the default open-files limit (1024).
+MAX_IN_FLIGHT = 512
+# Connections one check may keep. A check runs one request at a time; the google_calendar check
+# talks to two hosts (token endpoint and API).
+MAX_CONNECTIONS_PER_CHECK = 2
+USER_AGENT = "drwatch"
+
+P = TypeVar("P", bound=base.Params)
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def tls_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
+    """The shared client TLS context: the system trust store, or only ``ca_file`` (a PEM bundle)."""
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise CheckFailed(
+            f"The CA bundle {ca_file} cannot be loaded ({exc}); fix the ca_file setting.",
+            permanent=True,
+        ) from None
+
+
+def certificate_expiry(der: bytes) -> float:
+    """Unix seconds of the notAfter of a DER-encoded certificate."""
+    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+
+
+def response_certificate_expiry(response: httpx.Response) -> float | None:
+    """notAfter (unix seconds) of the leaf certificate the server presented, for https responses."""
+    stream = response.extensions.get("network_stream")
+    if stream is None:
+        return None
+    ssl_object = stream.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return certificate_expiry(der) if der else None
+
+
+def describe_verification_error(error: ssl.SSLCertVerificationError, host: str) -> str:
+    """A sentence for a failed certificate verification, by OpenSSL's verify code."""
+    code = getattr(error, "verify_code", None)
+    reason = getattr(error, "verify_message", None) or str(error)
+    if code == 10:
+        return (
+            f"The TLS certificate of {host} has expired; renew it (clients refuse the connection)."
+        )
+    if code == 9:
+        return f"The TLS certificate of {host} is not valid yet; check the issuer and the clocks."
+    if code == 62 or "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
+        return (
+            f"The TLS certificate of {host} is not issued for that name ({reason}); "
+            "the wrong certificate is installed or the name points at the wrong server."
+        )
+    if code in (18, 19, 20, 21, 2):
+        return (
+            f"The TLS certificate of {host} is not trusted ({reason}); it is self-signed or its "
+            "chain is incomplete, so clients will refuse it."
+        )
+    return f"The TLS certificate of {host} failed verification ({reason})."
+
+
+# --- bounded concurrency -------------------------------------------------------------------------
+
+_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _in_flight_limit() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    semaphore = _in_flight.get(loop)
+    if semaphore is None:
+        semaphore = _in_flight[loop] = asyncio.Semaphore(MAX_IN_FLIGHT)
+    return semaphore
+
+
+# --- the client ----------------------------------------------------------------------------------
+
+
+class HttpClient:
+    """One check's HTTP client: its own small pool over the shared TLS context.
+
+    ``what`` names the other side in messages ("Twilio", "https://example.com/health").
+    ``secrets`` are scrubbed from any text taken from a response.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        timeout: float,
+        base_url: str = "",
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        ca_file: Path | None = None,
+        verify: bool = True,
+        follow_redirects: bool = False,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self.what = what
+        self.timeout = timeout
+        self.secrets = [s for s in secrets if s]
+        limits = httpx.Limits(
+            max_connections=MAX_CONNECTIONS_PER_CHECK,
+            max_keepalive_connections=MAX_CONNECTIONS_PER_CHECK,
+        )
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            auth=auth,
+            verify=tls_context(str(ca_file) if ca_file else None, verify=verify),
+            timeout=httpx.Timeout(timeout),
+            limits=limits,
+            follow_redirects=follow_redirects,
+            trust_env=False,
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        content: str | bytes | None = None,
+    ) -> httpx.Response:
+        """Send one request and read the whole body. Transport errors become CheckFailed."""
+        async with _in_flight_limit():
+            try:
+                return await self._client.request(
+                    method, url, params=params, headers=headers, data=data, content=content
+                )
+            except httpx.HTTPError as exc:
+                raise self.transport_failure(exc) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- messages
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def transport_failure(self, exc: httpx.HTTPError) -> CheckFailed:
+        """What a transport error means for a person."""
+        try:
+            request_url = exc.request.url
+            where = f"{request_url.host}:{request_url.port or _default_port(request_url.scheme)}"
+        except RuntimeError:
+            where = self.what
+        what, limit = self.what, format_duration(self.timeout)
+        verification = _find_cause(exc, ssl.SSLCertVerificationError)
+        if verification is not None:
+            host = where.rsplit(":", 1)[0]
+            return CheckFailed(describe_verification_error(verification, host))
+        refused = _find_cause(exc, ConnectionRefusedError)
+        if refused is not None or "refused" in str(exc).lower():
+            return CheckFailed(
+                f"{what} refused the connection at {where}; nothing is listening there "
+                "(the service is down or the address is wrong)."
+            )
+        if isinstance(exc, httpx.ConnectTimeout):
+            return CheckFailed(
+                f"No connection to {what} at {where} within {limit}; the host is down or a "
+                "firewall drops the packets."
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return CheckFailed(
+                f"{what} accepted the connection at {where} but sent no answer within {limit}; "
+                "it is hung or overloaded."
+            )
+        if isinstance(exc, httpx.ConnectError):
+            detail = self.scrub(str(exc)) or type(exc).__name__
+            if "name or service not known" in detail.lower() or "nodename" in detail.lower():
+                return CheckFailed(
+                    f"The host of {what} ({where}) cannot be resolved; check the URL and DNS."
+                )
+            return CheckFailed(f"Cannot connect to {what} at {where} ({detail}).")
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return CheckFailed(
+                f"{what} at {where} closed the connection without a valid HTTP response; "
+                "it is crashing or something other than an HTTP server answers there."
+            )
+        if isinstance(exc, httpx.TooManyRedirects):
+            return CheckFailed(
+                f"{what} redirects in a loop; fix the URL or the server's redirects."
+            )
+        detail = self.scrub(str(exc)) or type(exc).__name__
+        return CheckFailed(f"The request to {what} failed ({detail}).")
+
+    def status_failure(
+        self, response: httpx.Response, *, credential: str = "credentials", resource: str = ""
+    ) -> CheckFailed:
+        """What an unexpected HTTP status from an API means for a person."""
+        code = response.status_code
+        detail = self.error_detail(response)
+        said = f"HTTP {code}: {detail}" if detail else f"HTTP {code}"
+        what = self.what
+        target = resource or "the resource drwatch asked for"
+        context = {"status_code": code}
+        if code == 401:
+            return CheckFailed(
+                f"{what} rejected the {credential} ({said}); it is wrong, revoked or expired, "
+                "so update it where drwatch and the application read it.",
+                permanent=True,
+                context=context,
+            )
+        if code == 403:
+            return CheckFailed(
+                f"{what} refused access to {target} ({said}); the {credential} lacks the "
+                "permission, or the account is restricted.",
+                permanent=True,
+                context=context,
+            )
+        if code == 404:
+            return CheckFailed(
+                f"{what} has no {target} ({said}); the id in the configuration is wrong or it "
+                "was deleted.",
+                permanent=True,
+                context=context,
+            )
+        if code == 429:
+            return CheckFailed(
+                f"{what} is rate-limiting these requests ({said}); the application may be "
+                "throttled too.",
+                context=context,
+            )
+        if code >= 500:
+            return CheckFailed(
+                f"{what} is failing on its side ({said}); expect an outage there and check its "
+                "status page.",
+                context=context,
+            )
+        return CheckFailed(
+            f"{what} rejected the request for {target} ({said}).",
+            permanent=400 <= code < 500,
+            context=context,
+        )
+
+    def error_detail(self, response: httpx.Response) -> str:
+        """The vendor's own error message from a JSON error body, scrubbed and shortened."""
+        try:
+            body = response.json()
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        message: Any = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            if isinstance(error, dict):
+                message = error.get("message") or error.get("code")
+            elif isinstance(error, str):
+                message = body.get("message") or body.get("error_description") or error
+            if message is None:
+                message = body.get("message") or body.get("detail")
+            if isinstance(message, list):
+                message = "; ".join(str(m) for m in message)
+        if not isinstance(message, str | int) or message == "":
+            return ""
+        text = self.scrub(str(message)).strip().rstrip(".")
+        return text if len(text) <= 160 else text[:157] + "..."
+
+    def json(self, response: httpx.Response) -> Any:
+        """The parsed JSON body, or CheckFailed saying the body is not what the API sends."""
+        try:
+            return response.json()
+        except (ValueError, UnicodeDecodeError):
+            kind = response.headers.get("content-type", "no content type")
+            return_text = f"{len(response.content)} bytes of {kind}"
+            raise CheckFailed(
+                f"{self.what} answered HTTP {response.status_code} with a body that is not JSON "
+                f"({return_text}); a proxy or an error page may be answering instead of the API.",
+                context={"status_code": response.status_code},
+            ) from None
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _find_cause(exc: BaseException, kind: type[E]) -> E | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# --- reading vendor JSON -------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def require(body: Any, key: str, kind: type[T], what: str) -> T:
+    """``body[key]`` if ``body`` is an object and the value is a ``kind``, else CheckFailed."""
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, kind):
+        raise CheckFailed(
+            f"{what} answered without a valid {key!r} field; its API may have changed, or "
+            "something else answers at the configured base_url."
+        )
+    return value
+
+
+# --- vendor checks -------------------------------------------------------------------------------
+
+
+class ApiCheck(Check[P]):
+    """Base of the checks that call one vendor's HTTP API with a per-check :class:`HttpClient`.
+
+    Subclasses set ``vendor`` (its name in messages), implement :meth:`client_options` (base URL,
+    auth) and :meth:`run`. A vendor outage is global, so failing over to another region would not
+    help: these checks default to ``degraded``.
+    """
+
+    vendor: ClassVar[str]
+    default_criticality: ClassVar[base.Criticality] = "degraded"
+    default_interval: ClassVar[float] = 60.0
+
+    def __init__(
+        self, name: str, params: P, *, timeout: float, context: CheckContext | None = None
+    ) -> None:
+        super().__init__(name, params, timeout=timeout, context=context)
+        self._client: HttpClient | None = None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`HttpClient` beyond name, timeout and secrets."""
+        return {}
+
+    @property
+    def http(self) -> HttpClient:
+        if self._client is None:
+            self._client = HttpClient(
+                self.vendor, timeout=self.timeout, secrets=self.secrets(), **self.client_options()
+            )
+        return self._client
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        resource: str,
+        credential: str = "API key",
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """GET ``url`` and return its JSON body; any status but 2xx becomes CheckFailed."""
+        response = await self.http.request("GET", url, params=params)
+        if not response.is_success:
+            raise self.http.status_failure(response, credential=credential, resource=resource)
+        return self.http.json(response)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def base_url_of(url: str) -> str:
+    """A base URL without a trailing slash, for joining with API paths."""
+    return url.rstrip("/")
+
+
+def shown_url(url: str) -> str:
+    """A URL safe to put in a message (no password, no query string)."""
+    return redact_url(url)
+
+
+def unix_to_iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+__all__ = [
+    "ApiCheck",
+    "HttpClient",
+    "certificate_expiry",
+    "describe_verification_error",
+    "require",
+    "response_certificate_expiry",
+    "tls_context",
+]
