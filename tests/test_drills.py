@@ -1,0 +1,617 @@
+"""Restore drills against real servers: a source cluster with a booking-like schema, real pg_dump
+output in several formats, and a scratch cluster as the drill target."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from app.drills import (
+    BackupRef,
+    DrillSpec,
+    IntegrityCheck,
+    check_targets,
+    cleanup_leftovers,
+    detect_format,
+    run_drill,
+)
+from tests.servers import PG_BIN, PostgresCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCHEMA = """
+CREATE TABLE tenants (id int PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL);
+CREATE TABLE leads (
+    id int PRIMARY KEY, tenant_id int REFERENCES tenants, phone text, created_at timestamptz
+);
+CREATE TABLE appointments (
+    id int PRIMARY KEY, tenant_id int REFERENCES tenants, lead_id int REFERENCES leads,
+    starts_at timestamptz, created_at timestamptz NOT NULL
+);
+CREATE TABLE calls (
+    id int PRIMARY KEY, tenant_id int REFERENCES tenants, duration_seconds int,
+    created_at timestamptz NOT NULL
+);
+INSERT INTO tenants SELECT g, 'tenant ' || g, now() - interval '90 days'
+    FROM generate_series(1, 3) g;
+INSERT INTO leads SELECT g, 1 + g % 3, '+1555' || g, now() - g * interval '1 hour'
+    FROM generate_series(1, 50) g;
+INSERT INTO appointments
+    SELECT g, 1 + g % 3, g, now() + g * interval '1 day', now() - g * interval '1 minute'
+    FROM generate_series(1, 42) g;
+-- Calls stopped being recorded three days ago: a stale table.
+INSERT INTO calls SELECT g, 1 + g % 3, 60 + g, now() - interval '3 days' - g * interval '1 minute'
+    FROM generate_series(1, 30) g;
+"""
+
+
+@dataclass
+class Dumps:
+    custom: Path
+    plain: Path
+    plain_gz: Path
+    plain_zst: Path
+    directory: Path
+    tar: Path
+    taken_at: datetime
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster.create(name="drill-source")
+    cluster.psql("CREATE DATABASE booking")
+    cluster.psql(SCHEMA, database="booking")
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[PostgresCluster]:
+    # A backend notices a vanished client within 100 ms, as a killed drill leaves some behind.
+    cluster = PostgresCluster.create(
+        {"client_connection_check_interval": "100ms"}, name="drill-target"
+    )
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="drwatch-drill-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def pg_dump(source: PostgresCluster, *args: str) -> None:
+    subprocess.run(
+        [str(PG_BIN / "pg_dump"), *args, source.dsn_for("booking")],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def dumps(source: PostgresCluster, workdir: Path) -> Dumps:
+    taken_at = datetime.now(UTC)
+    custom, plain, directory, tar = (
+        workdir / "booking.dump",
+        workdir / "booking.sql",
+        workdir / "booking.dir",
+        workdir / "booking.tar",
+    )
+    pg_dump(source, "-Fc", "-f", str(custom))
+    pg_dump(source, "-Fp", "-f", str(plain))
+    pg_dump(source, "-Fd", "-f", str(directory))
+    pg_dump(source, "-Ft", "-f", str(tar))
+    plain_gz = workdir / "booking.sql.gz"
+    plain_gz.write_bytes(gzip.compress(plain.read_bytes()))
+    plain_zst = workdir / "booking.sql.zst"
+    subprocess.run(["zstd", "-q", "-f", str(plain), "-o", str(plain_zst)], check=True)
+    return Dumps(custom, plain, plain_gz, plain_zst, directory, tar, taken_at)
+
+
+def drill(target: PostgresCluster, **overrides: Any) -> DrillSpec:
+    document: dict[str, Any] = {
+        "name": "monthly-restore",
+        "source": "nightly-dumps",
+        "target_dsn": target.dsn,
+        "rpo": "24h",
+        "integrity": [{"name": "tenants", "sql": "SELECT count(*) FROM tenants", "expect": ">= 1"}],
+    }
+    document.update(overrides)
+    return DrillSpec.model_validate(document)
+
+
+def drill_databases(cluster: PostgresCluster) -> list[str]:
+    names = cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drwatch\\_drill\\_%'")
+    return [n for n in names.splitlines() if n]
+
+
+# --- passing drills -----------------------------------------------------------------------------
+
+
+async def test_it_passes_a_drill_with_every_kind_of_expectation(
+    source: PostgresCluster, target: PostgresCluster, dumps: Dumps
+) -> None:
+    """A good custom dump restores and every kind of integrity expectation is checked."""
+    spec = drill(
+        target,
+        source_dsn=source.dsn_for("booking"),
+        integrity=[
+            {"name": "tenants", "sql": "SELECT count(*) FROM tenants", "expect": ">= 1"},
+            {"name": "appointments", "sql": "SELECT count(*) FROM appointments", "expect": "== 42"},
+            {"name": "leads", "sql": "SELECT count(*) FROM leads", "expect": "between 40 and 60"},
+            {
+                "name": "fresh",
+                "sql": "SELECT max(created_at) FROM appointments",
+                "within_rpo_of_backup": True,
+            },
+            {
+                "name": "calls-match-live",
+                "sql": "SELECT count(*) FROM calls",
+                "compare_to_source": {"tolerance": 0.05},
+            },
+        ],
+    )
+    lines: list[str] = []
+    report = await run_drill(
+        spec, BackupRef(str(dumps.custom), dumps.taken_at), progress=lines.append
+    )
+
+    assert report.status == "pass", report.message
+    assert [(r.name, r.passed) for r in report.integrity] == [
+        ("tenants", True),
+        ("appointments", True),
+        ("leads", True),
+        ("fresh", True),
+        ("calls-match-live", True),
+    ]
+    observed = {r.name: r.observed for r in report.integrity}
+    assert observed["tenants"] == 3
+    assert observed["appointments"] == 42
+    assert observed["leads"] == 50
+    assert observed["calls-match-live"] == 30
+    assert report.integrity[4].source_value == 30
+    assert isinstance(observed["fresh"], datetime)
+    assert report.data_loss_seconds is not None
+    assert 0 <= report.data_loss_seconds < 3600
+    assert report.backup_format == "custom"
+    assert report.backup_size_bytes == dumps.custom.stat().st_size
+    assert report.database.startswith("drwatch_drill_monthly_restore_")
+    assert report.database_dropped
+    assert report.within_rto is True
+    assert report.restore_seconds is not None
+    assert report.total_seconds is not None
+    assert report.total_seconds >= report.restore_seconds
+    assert "all 5 integrity checks passed" in report.message
+    text = "\n".join(lines)
+    for step in ("fetching", "creating", "restoring", "checking", "cleaning up"):
+        assert step in text
+    assert drill_databases(target) == []
+    serialized = json.loads(json.dumps(report.as_dict()))
+    assert serialized["status"] == "pass"
+    assert serialized["integrity"][0]["observed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected_format"),
+    [
+        ("plain", "plain"),
+        ("plain_gz", "plain+gzip"),
+        ("plain_zst", "plain+zstd"),
+        ("directory", "directory"),
+        ("tar", "tar"),
+    ],
+)
+async def test_it_restores_every_dump_format(
+    target: PostgresCluster, dumps: Dumps, kind: str, expected_format: str
+) -> None:
+    """Plain SQL (also gzip/zstd streams), directory and tar dumps restore like custom ones."""
+    path = getattr(dumps, kind)
+    spec = drill(
+        target,
+        integrity=[
+            {"name": "appointments", "sql": "SELECT count(*) FROM appointments", "expect": "== 42"}
+        ],
+    )
+    report = await run_drill(spec, BackupRef(str(path), dumps.taken_at))
+    assert report.status == "pass", report.message
+    assert report.backup_format == expected_format
+    assert report.integrity[0].observed == 42
+    assert drill_databases(target) == []
+
+
+async def test_it_detects_the_dump_format_from_the_contents(dumps: Dumps, workdir: Path) -> None:
+    """The format comes from magic bytes, not from the file name."""
+    renamed = workdir / "nightly.bin"
+    shutil.copy(dumps.plain_gz, renamed)
+    assert await detect_format(dumps.custom) == ("custom", None)
+    assert await detect_format(dumps.directory) == ("directory", None)
+    assert await detect_format(dumps.tar) == ("tar", None)
+    assert await detect_format(dumps.plain) == ("plain", None)
+    assert await detect_format(renamed) == ("plain", "gzip")
+    assert await detect_format(dumps.plain_zst) == ("plain", "zstd")
+
+
+# --- failing drills ---------------------------------------------------------------------------
+
+
+async def test_it_fails_when_a_table_has_too_few_rows(
+    target: PostgresCluster, dumps: Dumps
+) -> None:
+    """A row count below the expectation fails the drill and names the check."""
+    spec = drill(
+        target,
+        integrity=[
+            {"name": "tenants", "sql": "SELECT count(*) FROM tenants", "expect": ">= 1"},
+            {"name": "leads", "sql": "SELECT count(*) FROM leads", "expect": ">= 1000"},
+        ],
+    )
+    report = await run_drill(spec, BackupRef(str(dumps.custom), dumps.taken_at))
+    assert report.status == "fail"
+    assert [(r.name, r.passed) for r in report.integrity] == [("tenants", True), ("leads", False)]
+    assert report.integrity[1].observed == 50
+    assert "'leads'" in report.message
+    assert "expected >= 1000" in report.message
+    assert drill_databases(target) == []
+
+
+async def test_it_fails_when_the_newest_row_is_older_than_the_rpo(
+    target: PostgresCluster, dumps: Dumps
+) -> None:
+    """A stale max(created_at) fails within_rpo_of_backup and sets the data-loss window."""
+    spec = drill(
+        target,
+        integrity=[
+            {
+                "name": "calls-fresh",
+                "sql": "SELECT max(created_at) FROM calls",
+                "within_rpo_of_backup": True,
+            }
+        ],
+    )
+    report = await run_drill(spec, BackupRef(str(dumps.custom), dumps.taken_at))
+    assert report.status == "fail"
+    assert report.integrity[0].passed is False
+    assert "(RPO 1d)" in report.message
+    assert report.data_loss_seconds is not None
+    assert report.data_loss_seconds > 3 * 86400
+
+
+async def test_it_fails_when_the_live_database_differs_beyond_the_tolerance(
+    source: PostgresCluster, target: PostgresCluster, dumps: Dumps
+) -> None:
+    """compare_to_source fails when the backup lost more than the tolerance allows."""
+    spec = drill(
+        target,
+        source_dsn=source.dsn_for("booking"),
+        integrity=[
+            {
+                "name": "leads-match-live",
+                "sql": "SELECT count(*) FROM leads",
+                "compare_to_source": {"tolerance": 0.1},
+            }
+        ],
+    )
+    # The live database gained as many leads again since the dump was taken.
+    source.psql(
+        "INSERT INTO leads SELECT g, 1, NULL, now() FROM generate_series(1001, 1050) g",
+        database="booking",
+    )
+    try:
+        report = await run_drill(spec, BackupRef(str(dumps.custom), dumps.taken_at))
+    finally:
+        source.psql("DELETE FROM leads WHERE id > 1000", database="booking")
+    assert report.status == "fail"
+    result = report.integrity[0]
+    assert (result.observed, result.source_value) == (50, 100)
+    assert "50.0% apart" in result.message
+
+
+async def test_it_never_writes_to_the_source_database(
+    source: PostgresCluster, target: PostgresCluster, dumps: Dumps
+) -> None:
+    """A compare_to_source query that tries to write is refused by the read-only transaction."""
+    spec = drill(
+        target,
+        source_dsn=source.dsn_for("booking"),
+        integrity=[
+            {
+                "name": "sneaky",
+                "sql": "WITH d AS (DELETE FROM calls RETURNING 1) SELECT count(*) FROM d",
+                "compare_to_source": {"tolerance": 0},
+            }
+        ],
+    )
+    report = await run_drill(spec, BackupRef(str(dumps.custom), dumps.taken_at))
+    assert report.status == "fail"
+    assert "read-only transaction" in report.integrity[0].message
+    assert source.psql("SELECT count(*) FROM calls", database="booking") == "30"
+
+
+async def test_it_fails_and_cleans_up_when_the_dump_is_corrupt(
+    target: PostgresCluster, dumps: Dumps, workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged dump fails the drill, leaves no database behind and never shows the password."""
+    password = "drill-Secret-9137"
+    target.psql("DROP ROLE IF EXISTS drill_admin")
+    target.add_password_user("drill_admin", password)
+    target.psql("ALTER ROLE drill_admin CREATEDB")
+    corrupt = workdir / "corrupt.dump"
+    data = bytearray(dumps.custom.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 400] = b"\xff" * 400
+    corrupt.write_bytes(bytes(data))
+    spec = drill(target, target_dsn=target.dsn_for("postgres", "drill_admin", password))
+
+    lines: list[str] = []
+    with caplog.at_level(logging.DEBUG, logger="drwatch"):
+        report = await run_drill(
+            spec, BackupRef(str(corrupt), dumps.taken_at), progress=lines.append
+        )
+
+    assert report.status == "fail"
+    assert "pg_restore failed" in report.message
+    assert report.database_dropped
+    assert drill_databases(target) == []
+    everything = json.dumps(report.as_dict()) + "\n".join(lines) + caplog.text
+    assert password not in everything
+
+
+async def test_it_fails_when_the_backup_file_is_missing(
+    target: PostgresCluster, workdir: Path
+) -> None:
+    """A backup path that does not exist is a failed drill with a plain reason."""
+    report = await run_drill(
+        drill(target), BackupRef(str(workdir / "gone.dump"), datetime.now(UTC))
+    )
+    assert report.status == "fail"
+    assert "does not exist" in report.message
+    assert drill_databases(target) == []
+
+
+async def test_it_refuses_a_plain_dump_that_switches_databases(
+    source: PostgresCluster, target: PostgresCluster, workdir: Path
+) -> None:
+    """A pg_dump --create script would \\connect elsewhere, so it is refused before restoring."""
+    path = workdir / "create.sql"
+    pg_dump(source, "-Fp", "--create", "-f", str(path))
+    report = await run_drill(drill(target), BackupRef(str(path), datetime.now(UTC)))
+    assert report.status == "fail"
+    assert "creates or switches databases" in report.message
+    assert "booking" not in target.psql("SELECT datname FROM pg_database").split()
+
+
+# --- timeouts and crashes -----------------------------------------------------------------------
+
+
+def sleeping_dump(workdir: Path) -> Path:
+    """A plain dump whose restore hangs: it creates a table, then sleeps a minute."""
+    path = workdir / "sleeping.sql"
+    path.write_text(
+        "CREATE TABLE tenants (id int);\nINSERT INTO tenants VALUES (1);\nSELECT pg_sleep(60);\n"
+    )
+    return path
+
+
+async def test_it_cancels_and_cleans_up_a_drill_that_exceeds_its_timeout(
+    target: PostgresCluster, workdir: Path
+) -> None:
+    """Past its timeout the restore is killed, the database dropped and the step named."""
+    spec = drill(target, timeout="1s")
+    report = await run_drill(spec, BackupRef(str(sleeping_dump(workdir)), datetime.now(UTC)))
+    assert report.status == "fail"
+    assert "1s timeout" in report.message
+    assert "restoring" in report.message
+    assert report.database_dropped
+    assert drill_databases(target) == []
+    sleepers = target.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%'"
+        " AND pid <> pg_backend_pid()"
+    )
+    assert sleepers == "0"
+
+
+KILLED_DRILL = """
+import asyncio, os, sys
+from datetime import UTC, datetime
+from app.drills import BackupRef, DrillSpec, run_drill
+spec = DrillSpec(name="killed", source="dumps", target_dsn=os.environ["DRILL_TARGET"])
+backup = BackupRef(sys.argv[1], datetime.now(UTC))
+asyncio.run(run_drill(spec, backup, progress=lambda line: print(line, flush=True)))
+"""
+
+
+async def test_the_next_run_removes_the_leftover_of_a_drill_killed_midway(
+    target: PostgresCluster, workdir: Path
+) -> None:
+    """kill -9 during the restore leaves a marked database; cleanup_leftovers drops it."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DRILL, str(sleeping_dump(workdir))],
+        cwd=ROOT,
+        env={**os.environ, "DRILL_TARGET": target.dsn},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("restoring"):
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert any(line.startswith("restoring") for line in seen), seen
+
+    leftovers = drill_databases(target)
+    assert len(leftovers) == 1
+    assert leftovers[0].startswith("drwatch_drill_killed_")
+
+    # The killed restore's server process goes away once it notices its client is gone.
+    dropped: list[str] = []
+    deadline = time.monotonic() + 30
+    while not dropped and time.monotonic() < deadline:
+        dropped = await cleanup_leftovers(target.dsn)
+        if not dropped:
+            await asyncio.sleep(0.2)
+    assert dropped == leftovers
+    assert drill_databases(target) == []
+
+
+async def test_cleanup_never_drops_a_database_drwatch_did_not_mark(
+    target: PostgresCluster,
+) -> None:
+    """Only prefixed databases with drwatch's marker and no connections are dropped."""
+    unmarked = "drwatch_drill_someone_else"
+    other_comment = "drwatch_drill_commented"
+    marked = "drwatch_drill_old_20200101000000"
+    busy = "drwatch_drill_busy_20200101000000"
+    for name in (unmarked, other_comment, marked, busy):
+        target.psql(f"CREATE DATABASE {name}")
+    target.psql(f"COMMENT ON DATABASE {other_comment} IS 'owned by the reporting team'")
+    target.psql(f"COMMENT ON DATABASE {marked} IS 'drwatch restore drill 1234'")
+    target.psql(f"COMMENT ON DATABASE {busy} IS 'drwatch restore drill 5678'")
+    holder = subprocess.Popen(
+        [
+            str(PG_BIN / "psql"),
+            "-X",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(target.port),
+            "-U",
+            "postgres",
+            "-d",
+            busy,
+            "-c",
+            "SELECT pg_sleep(30)",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            count = target.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{busy}'")
+            if count != "0":
+                break
+            await asyncio.sleep(0.05)
+        dropped = await cleanup_leftovers(target.dsn)
+    finally:
+        holder.kill()
+        holder.wait()
+    try:
+        assert dropped == [marked]
+        assert sorted(drill_databases(target)) == sorted([unmarked, other_comment, busy])
+    finally:
+        for name in (unmarked, other_comment, busy):
+            target.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# --- safety and configuration ---------------------------------------------------------------------
+
+
+def test_it_refuses_a_target_that_is_a_monitored_production_database() -> None:
+    """A drill target on the same host, port and database as a postgres check is a config error."""
+    drills = [
+        DrillSpec(
+            name="scratch",
+            source="dumps",
+            target_dsn="postgresql://admin:hunter2secret@scratch.internal:5432/postgres",
+        ),
+        DrillSpec(
+            name="oops",
+            source="dumps",
+            target_dsn="postgresql://admin:hunter2secret@localhost/app",
+        ),
+        DrillSpec(
+            name="same-server-other-database",
+            source="dumps",
+            target_dsn="postgresql://admin:hunter2secret@127.0.0.1:5432/postgres",
+        ),
+    ]
+    errors = check_targets(
+        drills, ["postgresql://app:prodpass-77@127.0.0.1:5432/app?sslmode=disable"]
+    )
+    assert [path for path, _ in errors] == ["drills.1.target_dsn"]
+    assert "monitored postgres check" in errors[0][1]
+    assert "hunter2secret" not in str(errors)
+    assert "prodpass-77" not in str(errors)
+
+
+def test_it_refuses_a_target_that_is_the_drills_own_source() -> None:
+    """target_dsn equal to source_dsn (default port and database spelled out or not) is refused."""
+    spec = DrillSpec(
+        name="self",
+        source="dumps",
+        target_dsn="postgresql://admin@db.internal/booking",
+        source_dsn="postgresql://reader:pw@DB.internal:5432/booking",
+    )
+    assert [path for path, _ in check_targets([spec], [])] == ["drills.0.target_dsn"]
+
+
+def test_an_integrity_check_needs_exactly_one_expectation() -> None:
+    """Zero or two expectations, or an unreadable one, are config errors."""
+    with pytest.raises(ValidationError, match="exactly one"):
+        IntegrityCheck(name="none", sql="SELECT 1")
+    with pytest.raises(ValidationError, match="exactly one"):
+        IntegrityCheck(name="two", sql="SELECT 1", expect=">= 1", within_rpo_of_backup=True)
+    with pytest.raises(ValidationError, match="not an expectation"):
+        IntegrityCheck(name="bad", sql="SELECT 1", expect="at least 1")
+    with pytest.raises(ValidationError, match="lower bound"):
+        IntegrityCheck(name="bad", sql="SELECT 1", expect="between 5 and 1")
+    assert IntegrityCheck(name="ok", sql="SELECT 1", expect="between 1 and 5").expect
+
+
+def test_a_drill_spec_rejects_bad_schedules_names_and_unknown_keys() -> None:
+    """Cron, name, compare_to_source without source_dsn and unknown keys are validated."""
+    base = {"name": "d", "source": "s", "target_dsn": "postgresql://u@h/db"}
+    with pytest.raises(ValidationError, match="cron"):
+        DrillSpec.model_validate({**base, "schedule": "every month"})
+    with pytest.raises(ValidationError, match="not a valid name"):
+        DrillSpec.model_validate({**base, "name": "bad name!"})
+    with pytest.raises(ValidationError, match="source_dsn"):
+        DrillSpec.model_validate(
+            {
+                **base,
+                "integrity": [
+                    {"name": "c", "sql": "SELECT 1", "compare_to_source": {"tolerance": 0.1}}
+                ],
+            }
+        )
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        DrillSpec.model_validate({**base, "jobz": 4})
+    spec = DrillSpec.model_validate(base)
+    assert (spec.schedule, spec.rto, spec.jobs, spec.timeout) == ("0 3 1 * *", 14400.0, 2, 21600.0)
+
+
+def test_a_backup_ref_comes_from_a_backup_checks_details() -> None:
+    """The details a backup check reports are enough to name the backup to restore."""
+    backup = BackupRef.from_details(
+        {
+            "location": "s3://dumps/nightly/2026-11-21.dump",
+            "last_backup_at": "2026-11-21T03:00:00+00:00",
+            "size_bytes": 1234,
+            "rpo_seconds": 86400,
+        }
+    )
+    assert backup.backup_time == datetime(2026, 11, 21, 3, tzinfo=UTC)
+    assert (backup.size_bytes, backup.rpo_seconds) == (1234, 86400.0)
+    with pytest.raises(ValueError, match="has not reported"):
+        BackupRef.from_details({"location": None})
