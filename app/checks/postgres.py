@@ -180,6 +180,8 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
         params = self.params
         target = self._target
         in_recovery: bool = status["in_recovery"]
+        # "15.4 (Debian 15.4-1.pgdg120+1)" -> "15.4"
+        version = str(status["server_version"]).split(" ")[0]
         role = "replica" if in_recovery else "primary"
         max_connections: int = status["max_connections"]
         connections_ratio = status["backends"] / max_connections if max_connections else 0.0
@@ -188,7 +190,7 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
             lag = max(lag, 0.0)
         details: dict[str, Any] = {
             "role": role,
-            "server_version": status["server_version"],
+            "server_version": version,
             "latency_seconds": round(latency, 6),
             "connect_seconds": round(connect_seconds, 6),
             "connections_used": status["backends"],
@@ -258,7 +260,7 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
             return verdict(Status.WARN, " ".join(warnings))
 
         summary = (
-            f"PostgreSQL {status['server_version']} at {target.where} answered in "
+            f"PostgreSQL {version} at {target.where} answered in "
             f"{_ms(latency)} as {'a replica' if in_recovery else 'the primary'}"
         )
         if lag is not None:
