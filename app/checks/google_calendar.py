@@ -146,7 +146,7 @@ class GoogleCalendarCheck(ApiCheck["GoogleCalendarCheck.Params"]):
             data={"grant_type": _JWT_BEARER, "assertion": assertion.decode()},
         )
         if response.status_code in (400, 401, 403):
-            detail = self.http.error_detail(response)
+            detail = self._oauth_error(response)
             raise CheckFailed(
                 f"Google refused the service account key of {self._email} "
                 f"(HTTP {response.status_code}: {detail or 'no reason given'}); the key was "
@@ -162,6 +162,17 @@ class GoogleCalendarCheck(ApiCheck["GoogleCalendarCheck.Params"]):
         lifetime = float(lifetime) if isinstance(lifetime, int | float) else 3600.0
         self._token, self._token_expires_at = token, time.time() + lifetime
         return token
+
+    def _oauth_error(self, response: Any) -> str:
+        """``invalid_grant: Invalid JWT Signature`` from an RFC 6749 error body."""
+        try:
+            body = response.json()
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+            return self.http.error_detail(response)
+        parts = [body["error"], body.get("error_description")]
+        return self.http.scrub(": ".join(str(p) for p in parts if p))[:160]
 
     # -- the calendar
 

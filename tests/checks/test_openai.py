@@ -1,0 +1,133 @@
+"""The openai check against a real HTTP server speaking OpenAI's models API and error objects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from app.checks.base import Status
+from app.checks.openai import OpenAICheck
+from tests.fakes.base import Fault
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
+from tests.servers import black_hole, refused_port
+
+KEY = "sk-proj-drwatchtest0123456789abcdefABCDEF"
+
+
+@pytest.fixture(scope="module")
+def openai() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(KEY)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean(openai: FakeOpenAI) -> Iterator[None]:
+    openai.reset()
+    openai.quota_exhausted = False
+    yield
+    openai.reset()
+    openai.quota_exhausted = False
+
+
+def check(base_url: str, *, key: str = KEY, timeout: float = 2.0, **params: Any) -> OpenAICheck:
+    return OpenAICheck(
+        "openai", OpenAICheck.Params(api_key=key, base_url=base_url, **params), timeout=timeout
+    )
+
+
+async def test_it_passes_when_the_configured_model_is_served(openai: FakeOpenAI) -> None:
+    """GET /v1/models/{model} with the bearer key passes."""
+    result = await run_once(check(openai.url, model="gpt-4o-mini"))
+    assert result.status is Status.PASS, result.output
+    assert openai.requests[-1].path == "/v1/models/gpt-4o-mini"
+    assert openai.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_it_lists_models_when_no_model_is_configured(openai: FakeOpenAI) -> None:
+    """Without a model, the check lists models."""
+    result = await run_once(check(openai.url))
+    assert result.status is Status.PASS, result.output
+    assert openai.requests[-1].path == "/v1/models"
+    assert result.details["models"] == 3
+
+
+async def test_it_fails_permanently_when_the_key_is_wrong(openai: FakeOpenAI) -> None:
+    """401 is permanent, and the echoed key never reaches the output."""
+    wrong = "sk-proj-wrongwrongwrong9876543210"
+    result = await run_once(check(openai.url, key=wrong))
+    assert_failed(result, "rejected", "401", permanent=True)
+    assert_secret_absent(result, wrong, KEY)
+
+
+async def test_it_fails_on_insufficient_quota(openai: FakeOpenAI) -> None:
+    """429 insufficient_quota is a billing problem: fail, permanently."""
+    openai.quota_exhausted = True
+    result = await run_once(check(openai.url))
+    assert_failed(result, "insufficient_quota", "credit", permanent=True)
+
+
+async def test_it_only_warns_on_a_plain_rate_limit(openai: FakeOpenAI) -> None:
+    """A plain 429 (rate limit) warns."""
+    openai.inject(Fault(status=429))
+    result = await run_once(check(openai.url))
+    assert result.status is Status.WARN, result.output
+    assert "rate-limiting" in result.output
+
+
+async def test_it_fails_permanently_on_403(openai: FakeOpenAI) -> None:
+    """403: the key may not use the API (region, project or organisation settings)."""
+    openai.inject(Fault(status=403))
+    result = await run_once(check(openai.url))
+    assert_failed(result, "403", permanent=True)
+
+
+async def test_it_fails_permanently_when_the_model_does_not_exist(openai: FakeOpenAI) -> None:
+    """A model the key cannot use is a 404 naming the model."""
+    result = await run_once(check(openai.url, model="gpt-9-imaginary"))
+    assert_failed(result, "gpt-9-imaginary", "404", permanent=True)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_it_fails_when_openai_is_failing(openai: FakeOpenAI, status: int) -> None:
+    """5xx fails, not permanently."""
+    openai.inject(Fault(status=status))
+    result = await run_once(check(openai.url))
+    assert_failed(result, f"HTTP {status}", "outage", permanent=False)
+
+
+async def test_it_fails_when_the_body_is_not_json(openai: FakeOpenAI) -> None:
+    """A body that is not JSON fails."""
+    openai.inject(Fault(raw=b"upstream connect error"))
+    result = await run_once(check(openai.url))
+    assert_failed(result, "not JSON")
+
+
+async def test_it_fails_when_the_body_has_the_wrong_shape(openai: FakeOpenAI) -> None:
+    """A list response without data fails."""
+    openai.inject(Fault(json={"object": "list"}))
+    result = await run_once(check(openai.url))
+    assert_failed(result, "'data'")
+
+
+async def test_it_fails_when_openai_answers_slower_than_the_timeout(openai: FakeOpenAI) -> None:
+    """A response slower than the timeout fails."""
+    openai.inject(Fault(delay=1.5))
+    result = await run_once(check(openai.url, timeout=0.3))
+    assert_failed(result, "within", permanent=False)
+
+
+async def test_it_fails_when_the_connection_is_refused() -> None:
+    """Nothing listening: refused."""
+    result = await run_once(check(f"http://127.0.0.1:{refused_port()}"))
+    assert_failed(result, "refused the connection")
+
+
+async def test_it_fails_when_the_port_is_black_holed() -> None:
+    """A black hole fails at the timeout."""
+    with black_hole() as hole:
+        result = await run_once(check(f"http://127.0.0.1:{hole.port}", timeout=0.3))
+    assert_failed(result, "within", permanent=False)
