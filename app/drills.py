@@ -1297,6 +1297,7 @@ async def run_drill_with_lease(
     s3_client_factory: S3ClientFactory | None = None,
     run_id: str | None = None,
     lease_held: bool = False,
+    run_recorded: bool = False,
     lease_ttl: float = LEASE_TTL,
 ) -> DrillReport | None:
     """Run the drill if this process gets its lease; None when another process holds it.
@@ -1304,14 +1305,16 @@ async def run_drill_with_lease(
     The run is recorded in the store (start, then the report). The lease is renewed every third
     of its TTL; if it is lost, the drill is cancelled so that two processes never restore at once.
     ``lease_held`` says the caller acquired the lease already (``POST /api/drills/{name}/run``
-    does, to answer 409 at once); it is released here either way.
+    does, to answer 409 at once); it is released here either way. ``run_recorded`` says the
+    caller recorded the start of ``run_id`` already.
     """
     name = lease_name(spec.name)
     if not lease_held and not await store.try_acquire_lease(name, owner, lease_ttl):
         return None
     run_id = run_id or uuid.uuid4().hex
     try:
-        await store.start_drill_run(run_id, spec.name, datetime.now(UTC), owner)
+        if not run_recorded:
+            await store.start_drill_run(run_id, spec.name, datetime.now(UTC), owner)
         drill = asyncio.ensure_future(
             run_drill(
                 spec,
@@ -1340,28 +1343,281 @@ async def run_drill_with_lease(
         try:
             report = await drill
         except asyncio.CancelledError:
-            if not lost.is_set():
-                raise
-            report = DrillReport(
-                run_id=run_id,
-                drill=spec.name,
-                database=database_name(spec.name, datetime.now(UTC)),
-                started_at=datetime.now(UTC),
-                finished_at=datetime.now(UTC),
-                backup_location=backup.location,
-                backup_time=backup.backup_time,
-                rto_seconds=spec.rto,
-                message=(
+            if lost.is_set():
+                report = _interrupted(
+                    run_id,
+                    spec,
+                    backup,
                     "The drill lost its lease (the state store was unreachable) and was "
-                    "cancelled so that no other drwatch process restores at the same time."
-                ),
-            )
+                    "cancelled so that no other drwatch process restores at the same time.",
+                )
+            else:
+                # drwatch is shutting down: the run is over, say so in its history.
+                drill.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.shield(drill)
+                interrupted = _interrupted(
+                    run_id,
+                    spec,
+                    backup,
+                    "The drill was cancelled before it finished (drwatch stopped); it runs "
+                    "again at its next scheduled time.",
+                )
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(store.finish_drill_run(run_id, interrupted.as_dict()))
+                raise
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-        await store.finish_drill_run(run_id, report.as_dict())
+        try:
+            await store.finish_drill_run(run_id, report.as_dict())
+        except Exception:
+            # The report still reaches the caller (CLI, metrics); only the history misses it.
+            log.warning("could not record the drill report", exc_info=True)
         return report
     finally:
         with contextlib.suppress(Exception):
             await store.release_lease(name, owner)
+
+
+def _interrupted(run_id: str, spec: DrillSpec, backup: BackupRef, message: str) -> DrillReport:
+    now = datetime.now(UTC)
+    return DrillReport(
+        run_id=run_id,
+        drill=spec.name,
+        database="",
+        started_at=now,
+        finished_at=now,
+        backup_location=backup.location,
+        backup_time=backup.backup_time,
+        rto_seconds=spec.rto,
+        message=message,
+    )
+
+
+# --- the service's view: start, schedule, remember ---------------------------------------------
+
+
+class DrillBusy(Exception):
+    """The drill is already running, here or on another replica (its lease is held)."""
+
+
+class UnknownDrill(KeyError):
+    """No drill with that name is configured."""
+
+
+BackupResolver = Callable[[DrillSpec], BackupRef]
+"""Returns the backup a drill should restore now; raises ValueError when there is none."""
+
+
+def backup_from_results(
+    last_details: Callable[[str], Mapping[str, Any] | None],
+) -> BackupResolver:
+    """A resolver over the source checks' last Result details (``location``, ``last_backup_at``,
+    ``size_bytes``, ``rpo_seconds``, ``verified``), e.g. read from the monitor's snapshot.
+    """
+
+    def resolve(spec: DrillSpec) -> BackupRef:
+        details = last_details(spec.source)
+        if details is None:
+            raise ValueError(
+                f"The backup source {spec.source!r} has not reported a backup yet; the drill "
+                "runs once it has."
+            )
+        if details.get("verified") is False:
+            raise ValueError(
+                f"The newest backup of {spec.source!r} failed verification; fix the backup "
+                "before drilling a restore of it."
+            )
+        try:
+            return BackupRef.from_details(details)
+        except ValueError as exc:
+            raise ValueError(f"The backup source {spec.source!r}: {exc}.") from None
+
+    return resolve
+
+
+class DrillService:
+    """The configured drills of one drwatch process: started by cron jobs, the API or the CLI.
+
+    Each run takes the drill's lease in the state store first, so across replicas sharing a
+    PostgreSQL store a drill runs once at a time. ``last_reports`` and ``runs_total`` hold what
+    this process saw, for metrics.
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[DrillSpec],
+        store: DrillStore,
+        owner: str,
+        backup_for: BackupResolver,
+        *,
+        s3_client_factory: S3ClientFactory | None = None,
+        lease_ttl: float = LEASE_TTL,
+    ) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self.store = store
+        self.owner = owner
+        self.backup_for = backup_for
+        self.s3_client_factory = s3_client_factory
+        self.lease_ttl = lease_ttl
+        self.running: dict[str, str] = {}
+        self.last_reports: dict[str, DrillReport] = {}
+        self.runs_total: dict[tuple[str, str], int] = {}
+        self._tasks: set[asyncio.Task[DrillReport | None]] = set()
+
+    def spec(self, name: str) -> DrillSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise UnknownDrill(name) from None
+
+    async def start(self, name: str) -> str:
+        """Start a drill in the background and return its run id.
+
+        Raises UnknownDrill, or DrillBusy when it runs already (here or on another replica).
+        """
+        spec = self.spec(name)
+        if name in self.running:
+            raise DrillBusy(name)
+        run_id = uuid.uuid4().hex
+        # Claimed before the first await, so two requests here cannot both pass.
+        self.running[name] = run_id
+        try:
+            acquired = await self.store.try_acquire_lease(
+                lease_name(name), self.owner, self.lease_ttl
+            )
+        except BaseException:
+            del self.running[name]
+            raise
+        if not acquired:
+            del self.running[name]
+            raise DrillBusy(name)
+        try:
+            # Recorded before answering, so the history shows the run as soon as it is accepted.
+            await self.store.start_drill_run(run_id, name, datetime.now(UTC), self.owner)
+        except BaseException:
+            del self.running[name]
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(lease_name(name), self.owner)
+            raise
+        task = asyncio.ensure_future(self._run(spec, run_id, lease_held=True, run_recorded=True))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run_id
+
+    async def run(
+        self, name: str, *, progress: Callable[[str], None] | None = None
+    ) -> DrillReport | None:
+        """Run a drill in the foreground (cron job, ``drwatch drill run``).
+
+        Returns None when it runs already elsewhere. Raises UnknownDrill.
+        """
+        spec = self.spec(name)
+        if name in self.running:
+            return None
+        run_id = uuid.uuid4().hex
+        self.running[name] = run_id
+        return await self._run(spec, run_id, lease_held=False, progress=progress)
+
+    async def _run(
+        self,
+        spec: DrillSpec,
+        run_id: str,
+        *,
+        lease_held: bool,
+        run_recorded: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> DrillReport | None:
+        try:
+            try:
+                backup = self.backup_for(spec)
+            except ValueError as exc:
+                report = await self._no_backup(
+                    spec, run_id, str(exc), lease_held=lease_held, run_recorded=run_recorded
+                )
+            else:
+                report = await run_drill_with_lease(
+                    self.store,
+                    spec,
+                    backup,
+                    self.owner,
+                    progress=progress,
+                    s3_client_factory=self.s3_client_factory,
+                    run_id=run_id,
+                    lease_held=lease_held,
+                    run_recorded=run_recorded,
+                    lease_ttl=self.lease_ttl,
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("restore drill crashed", extra={"drill": spec.name})
+            return None
+        finally:
+            if self.running.get(spec.name) == run_id:
+                del self.running[spec.name]
+        if report is not None:
+            self.last_reports[spec.name] = report
+            key = (spec.name, report.status)
+            self.runs_total[key] = self.runs_total.get(key, 0) + 1
+        return report
+
+    async def _no_backup(
+        self,
+        spec: DrillSpec,
+        run_id: str,
+        message: str,
+        *,
+        lease_held: bool,
+        run_recorded: bool,
+    ) -> DrillReport | None:
+        name = lease_name(spec.name)
+        if not lease_held and not await self.store.try_acquire_lease(
+            name, self.owner, self.lease_ttl
+        ):
+            return None
+        try:
+            now = datetime.now(UTC)
+            report = DrillReport(
+                run_id=run_id,
+                drill=spec.name,
+                database="",
+                started_at=now,
+                finished_at=now,
+                total_seconds=0.0,
+                rto_seconds=spec.rto,
+                message=redact.scrub(message),
+            )
+            if not run_recorded:
+                await self.store.start_drill_run(run_id, spec.name, now, self.owner)
+            await self.store.finish_drill_run(run_id, report.as_dict())
+            return report
+        finally:
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(name, self.owner)
+
+    async def stop(self) -> None:
+        """Cancel running drills (each drops its database) and wait for them."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        # A run cancelled before it began never reached its own clean-up.
+        for name, run_id in list(self.running.items()):
+            spec = self.specs[name]
+            report = _interrupted(
+                run_id,
+                spec,
+                BackupRef("", datetime.now(UTC)),
+                "The drill was cancelled before it started (drwatch stopped); it runs again "
+                "at its next scheduled time.",
+            )
+            with contextlib.suppress(Exception):
+                await self.store.finish_drill_run(run_id, report.as_dict())
+            with contextlib.suppress(Exception):
+                await self.store.release_lease(lease_name(name), self.owner)
+            del self.running[name]

@@ -1,0 +1,73 @@
+"""/api/drills: restore drill history, and starting a drill by hand (admin token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from app.api.deps import AdminDep, StoreDep
+from app.drills import DrillBusy, DrillService
+
+router = APIRouter(prefix="/api/drills", tags=["drills"])
+
+
+def get_drills(request: Request) -> DrillService | None:
+    """The runtime's DrillService (``runtime.extras["drills"]``), None when no drill is set up."""
+    service: DrillService | None = request.app.state.runtime.extras.get("drills")
+    return service
+
+
+DrillsDep = Annotated[DrillService | None, Depends(get_drills)]
+
+
+def _known(drills: DrillService | None, name: str) -> DrillService:
+    if drills is None or name not in drills.specs:
+        raise HTTPException(404, f"No restore drill named {name!r}.")
+    return drills
+
+
+@router.get("/{name}/runs", summary="Runs of one restore drill, newest first")
+async def drill_runs(
+    name: str,
+    drills: DrillsDep,
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    service = _known(drills, name)
+    try:
+        rows = await store.drill_runs(name, limit=limit)
+    except Exception as exc:
+        raise HTTPException(
+            503, "The state store is unreachable; drill history is unavailable until it is back."
+        ) from exc
+    runs = [
+        {
+            key: value.isoformat() if hasattr(value, "isoformat") else value
+            for key, value in row.items()
+        }
+        for row in rows
+    ]
+    spec = service.specs[name]
+    return {
+        "drill": name,
+        "source": spec.source,
+        "schedule": spec.schedule,
+        "rto_seconds": spec.rto,
+        "running": service.running.get(name),
+        "runs": runs,
+    }
+
+
+@router.post("/{name}/run", status_code=202, summary="Start a restore drill now (admin token)")
+async def start_drill(name: str, _admin: AdminDep, drills: DrillsDep) -> dict[str, Any]:
+    service = _known(drills, name)
+    try:
+        run_id = await service.start(name)
+    except DrillBusy:
+        raise HTTPException(409, f"The restore drill {name!r} is already running.") from None
+    except Exception as exc:
+        raise HTTPException(
+            503, "The state store is unreachable, so the drill cannot take its lease; retry later."
+        ) from exc
+    return {"run_id": run_id, "drill": name, "status": "running"}
