@@ -364,4 +364,7 @@ def _errno(exc: BaseException) -> int | None:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else format_duration(seconds)
+    if seconds >= 10:
+        return format_duration(seconds)
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.1f} ms" if milliseconds < 10 else f"{milliseconds:.0f} ms"

@@ -39,6 +39,7 @@ class _Target:
     address: str
     db: str
     tls: bool
+    has_password: bool
     url: str
 
     @property
@@ -54,7 +55,8 @@ class _Target:
         if not has_port:
             hostport = f"{hostport}:{_DEFAULT_PORT}"
         db = unquote(parts.path.lstrip("/")) or "0"
-        return cls(hostport, db, parts.scheme.lower() == "rediss", redact_url(url))
+        tls = parts.scheme.lower() == "rediss"
+        return cls(hostport, db, tls, parts.password is not None, redact_url(url))
 
 
 class RedisCheck(Check["RedisCheck.Params"]):
@@ -252,6 +254,13 @@ class RedisCheck(Check["RedisCheck.Params"]):
         target = self._target
         context = self._context(step=step, error=type(exc).__name__)
         cause = _os_cause(exc)
+        if isinstance(exc, redis_errors.AuthenticationError) and not target.has_password:
+            return CheckFailed(
+                f"Redis at {target.where} requires a password but the URL has none; add "
+                "user:password to the URL, retrying will not help.",
+                permanent=True,
+                context=context,
+            )
         if isinstance(exc, redis_errors.AuthenticationError):
             return CheckFailed(
                 f"Redis at {target.where} rejected the credentials ({_reason(exc)}); the "
@@ -270,6 +279,13 @@ class RedisCheck(Check["RedisCheck.Params"]):
             return CheckFailed(
                 f"Redis at {target.where} is loading its dataset into memory and answers no "
                 "commands until it has finished; it probably just restarted.",
+                context=context,
+            )
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return CheckFailed(
+                f"Redis at {target.address} presented a certificate drwatch does not trust "
+                f"({cause.verify_message}); set ssl_ca_file to the CA that signed it, or fix the "
+                "host name in the URL.",
                 context=context,
             )
         if isinstance(cause, ssl.SSLError):
@@ -351,4 +367,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else format_duration(seconds)
+    if seconds >= 10:
+        return format_duration(seconds)
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.1f} ms" if milliseconds < 10 else f"{milliseconds:.0f} ms"
