@@ -848,7 +848,6 @@ class _Run:
         self.step = "fetching"
         self.say(f"fetching {self.backup.location}")
         path, compression, dump_format = await self.fetch(workdir)
-        report.backup_format = dump_format + (f"+{compression}" if compression else "")
 
         self.step = "creating"
         self.say(f"creating database {report.database} on {self.target.where}")
@@ -888,6 +887,7 @@ class _Run:
                 dump_format, compression = await detect_format(path)
             except (OSError, ValueError) as exc:
                 raise DrillFailed(f"Cannot read the backup {location}: {exc}.") from None
+        self.report.backup_format = dump_format + (f"+{compression}" if compression else "")
         if compression is not None and dump_format != "plain":
             # pg_restore reads neither gzip nor zstd streams, and --jobs needs a seekable file.
             plain_name = workdir / f"decompressed.{dump_format}"

@@ -14,11 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import ValidationError
@@ -32,7 +33,7 @@ from app.drills import (
     detect_format,
     run_drill,
 )
-from tests.servers import PG_BIN, PostgresCluster
+from tests.servers import PG_BIN, PostgresCluster, ThreadedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -615,3 +616,100 @@ def test_a_backup_ref_comes_from_a_backup_checks_details() -> None:
     assert (backup.size_bytes, backup.rpo_seconds) == (1234, 86400.0)
     with pytest.raises(ValueError, match="has not reported"):
         BackupRef.from_details({"location": None})
+
+
+# --- backups in S3 --------------------------------------------------------------------------------
+
+
+class FakeS3(BaseHTTPRequestHandler):
+    """S3 GetObject, path-style (GET /bucket/key), with the documented NoSuchKey error body."""
+
+    objects: ClassVar[dict[str, bytes]] = {}
+
+    def do_GET(self) -> None:
+        body = self.objects.get(self.path.split("?", 1)[0])
+        if body is None:
+            error = (
+                b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
+                b"<Message>The specified key does not exist.</Message></Error>"
+            )
+            self.send_response(404)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(error)))
+            self.end_headers()
+            self.wfile.write(error)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
+        self.send_header("Last-Modified", "Sun, 22 Nov 2026 03:00:00 GMT")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def s3(dumps: Dumps) -> Iterator[Callable[[], Any]]:
+    import boto3
+    from botocore.config import Config
+
+    FakeS3.objects = {"/backups/nightly/booking.dump.gz": gzip.compress(dumps.custom.read_bytes())}
+    server = ThreadedServer(ThreadingHTTPServer(("127.0.0.1", 0), FakeS3))
+    port = server.server.server_address[1]  # type: ignore[attr-defined]
+
+    def client() -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="AKIAEXAMPLEKEY000000",
+            aws_secret_access_key="example-secret-access-key",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+
+    yield client
+    server.stop()
+
+
+def drill_temp_dirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("drwatch-drill-*")}
+
+
+async def test_it_downloads_a_backup_from_s3_and_removes_the_download(
+    target: PostgresCluster, dumps: Dumps, s3: Callable[[], Any]
+) -> None:
+    """An s3:// backup (a gzip'd custom dump) is downloaded, restored, and its download removed."""
+    before = drill_temp_dirs()
+    spec = drill(
+        target,
+        integrity=[{"name": "leads", "sql": "SELECT count(*) FROM leads", "expect": "== 50"}],
+    )
+    report = await run_drill(
+        spec,
+        BackupRef("s3://backups/nightly/booking.dump.gz", dumps.taken_at),
+        s3_client_factory=s3,
+    )
+    assert report.status == "pass", report.message
+    assert report.backup_format == "custom+gzip"
+    assert report.backup_size_bytes == len(FakeS3.objects["/backups/nightly/booking.dump.gz"])
+    assert drill_temp_dirs() == before
+    assert drill_databases(target) == []
+
+
+async def test_it_fails_when_the_s3_object_is_missing(
+    target: PostgresCluster, s3: Callable[[], Any]
+) -> None:
+    """A missing key is a failed drill that says the download failed; nothing is created."""
+    report = await run_drill(
+        drill(target),
+        BackupRef("s3://backups/nightly/gone.dump", datetime.now(UTC)),
+        s3_client_factory=s3,
+    )
+    assert report.status == "fail"
+    assert "Could not download s3://backups/nightly/gone.dump" in report.message
+    assert "NoSuchKey" in report.message
+    assert not report.database_dropped
+    assert drill_databases(target) == []
