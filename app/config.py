@@ -42,7 +42,8 @@ from app.units import Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-_NAME_RE = re.compile(NAME_PATTERN)
+# /health/live and /health/ready are the service's own probes, not checks.
+RESERVED_NAMES = frozenset({"live", "ready"})
 
 
 class ConfigError(Exception):
@@ -270,6 +271,9 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
                 for e in exc.errors():
                     errors.append((_path(base, "params", *e["loc"]), _message(e)))
         if spec is None or check_class is None or params is None:
+            continue
+        if spec.name in RESERVED_NAMES:
+            errors.append((f"{base}.name", f"{spec.name!r} is reserved for /health/{spec.name}"))
             continue
         if spec.name in seen:
             errors.append(

@@ -62,6 +62,7 @@ class Scheduler:
         self.missed: Counter[str] = Counter()
         self._lags: deque[tuple[float, float]] = deque(maxlen=200_000)
         self.extra_jobs: list[Callable[[AsyncIOScheduler], None]] = []
+        self.liveness_limit = LIVENESS_LIMIT
 
     # -- lifecycle
 
@@ -151,7 +152,7 @@ class Scheduler:
 
     @property
     def alive(self) -> bool:
-        return self.scheduler.running and time.monotonic() - self.last_tick < LIVENESS_LIMIT
+        return self.scheduler.running and time.monotonic() - self.last_tick < self.liveness_limit
 
     def lag_stats(self) -> dict[str, float | None]:
         """Start delays of job runs over the last minute: p50, p99, max (seconds)."""
