@@ -172,9 +172,10 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
             await connection.execute("SELECT 1")
             return
         # The configured query may be anything a person typed; a read-only transaction makes
-        # sure a probe can never change data.
+        # sure a probe can never change data. fetch() uses the extended protocol, which takes a
+        # single statement, so "COMMIT; DELETE ..." cannot step out of the transaction.
         async with connection.transaction(readonly=True):
-            await connection.execute(self.params.query)
+            await connection.fetch(self.params.query)
 
     def _evaluate(self, status: Any, *, latency: float, connect_seconds: float) -> Result:
         params = self.params

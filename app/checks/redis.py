@@ -8,6 +8,7 @@ runner cancels the run at its timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 import ssl
@@ -115,7 +116,8 @@ class RedisCheck(Check["RedisCheck.Params"]):
             # One attempt per run: the scheduler is the retry loop, and a retry would hide how
             # long the server really took.
             retry=Retry(NoBackoff(), 0),
-            client_name="drwatch",
+            # RESP2: every Redis (and compatible server) speaks it, and INFO reads the same.
+            protocol=2,
             decode_responses=True,
             **options,
         )
@@ -271,7 +273,7 @@ class RedisCheck(Check["RedisCheck.Params"]):
         if isinstance(exc, redis_errors.NoPermissionError):
             return CheckFailed(
                 f"Redis at {target.where} refused a command while {step} ({_reason(exc)}); "
-                "grant the ACL user +ping, +info and +client.",
+                "grant the ACL user +ping and +info.",
                 permanent=True,
                 context=context,
             )
@@ -338,10 +340,12 @@ class RedisCheck(Check["RedisCheck.Params"]):
 
 
 async def _close(client: Redis) -> None:
-    # Shielded, so a cancelled run still finishes closing its socket in the background.
+    # Shielded, so a cancelled run still finishes closing its socket in the background. A close
+    # that fails must not hide what the run found.
     closing = asyncio.ensure_future(client.aclose())
     closing.add_done_callback(_ignore_outcome)
-    await asyncio.shield(closing)
+    with contextlib.suppress(Exception):
+        await asyncio.shield(closing)
 
 
 def _ignore_outcome(task: asyncio.Future[None]) -> None:

@@ -349,11 +349,17 @@ async def test_it_runs_the_configured_query_in_a_read_only_transaction(
     reading = await run_check(build({"dsn": primary.dsn, "query": "SELECT count(*) FROM pg_class"}))
     writing = await run_check(build({"dsn": primary.dsn, "query": "CREATE TABLE probe_wrote ()"}))
 
+    escaping = await run_check(
+        build({"dsn": primary.dsn, "query": "COMMIT; CREATE TABLE probe_escaped ()"})
+    )
+
     assert reading.status is Status.PASS, reading.output
     assert writing.status is Status.FAIL
     assert writing.permanent
     assert "read-only" in writing.output
+    assert escaping.status is Status.FAIL
     assert primary.psql("SELECT to_regclass('probe_wrote') IS NULL") == "t"
+    assert primary.psql("SELECT to_regclass('probe_escaped') IS NULL") == "t"
 
 
 async def test_it_reports_a_broken_query_as_permanent(primary: PostgresCluster) -> None:
