@@ -413,6 +413,32 @@ class DrillReport:
         return {key: _json_value(value) for key, value in data.items()}
 
 
+def render_report(report: DrillReport) -> str:
+    """The report as a few lines of plain text, for ``drwatch drill run``."""
+    lines = [
+        f"drill {report.drill}: {report.status.upper()} (run {report.run_id})",
+        f"  {report.message}",
+        f"  backup: {report.backup_location or '-'}"
+        + (f" taken {report.backup_time.isoformat()}" if report.backup_time else "")
+        + (f", {format_size(report.backup_size_bytes)}" if report.backup_size_bytes else "")
+        + (f", {report.backup_format}" if report.backup_format else ""),
+    ]
+    if report.total_seconds is not None:
+        restore = (
+            format_duration(report.restore_seconds) if report.restore_seconds is not None else "-"
+        )
+        lines.append(
+            f"  restore {restore}, total {format_duration(report.total_seconds)}, "
+            f"RTO {format_duration(report.rto_seconds)}"
+        )
+    if report.data_loss_seconds is not None:
+        lines.append(f"  data-loss window: {format_duration(report.data_loss_seconds)}")
+    for result in report.integrity:
+        mark = "+" if result.passed else "-"
+        lines.append(f"  [{mark}] {result.name}: {result.message}")
+    return "\n".join(lines)
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -1252,7 +1278,12 @@ async def run_drill(
         )
         report.message = (
             f"Restored the {taken} backup{size} in {format_duration(report.total_seconds)}, "
-            f"{rto_note}; all {len(report.integrity)} integrity checks passed."
+            f"{rto_note}; "
+            + (
+                f"all {len(report.integrity)} integrity checks passed."
+                if report.integrity
+                else "no integrity checks are configured, so only the restore itself was tested."
+            )
         )
     log.info(
         "restore drill finished",

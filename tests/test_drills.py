@@ -31,6 +31,7 @@ from app.drills import (
     check_targets,
     cleanup_leftovers,
     detect_format,
+    render_report,
     run_drill,
 )
 from tests.servers import PG_BIN, PostgresCluster, ThreadedServer
@@ -209,6 +210,9 @@ async def test_it_passes_a_drill_with_every_kind_of_expectation(
     serialized = json.loads(json.dumps(report.as_dict()))
     assert serialized["status"] == "pass"
     assert serialized["integrity"][0]["observed"] == 3
+    text = render_report(report)
+    assert text.startswith("drill monthly-restore: PASS")
+    assert "[+] appointments: 42 == 42" in text
 
 
 @pytest.mark.parametrize(
