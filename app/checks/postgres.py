@@ -109,9 +109,15 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
         @classmethod
         def _postgres_url(cls, value: SecretStr) -> SecretStr:
             # The value is a secret: the message must not repeat it.
-            scheme = value.get_secret_value().partition("://")[0].lower()
-            if scheme not in ("postgresql", "postgres"):
+            dsn = value.get_secret_value()
+            if dsn.partition("://")[0].lower() not in ("postgresql", "postgres"):
                 raise ValueError("must be a postgresql://user:password@host:port/database URL")
+            parts = urlsplit(dsn)
+            if "," not in parts.netloc:
+                try:
+                    parts.port  # noqa: B018 - parsing the port is the check
+                except ValueError:
+                    raise ValueError("has a port that is not a number from 0 to 65535") from None
             return value
 
         @field_validator("query")
@@ -140,6 +146,9 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
                     self.params.dsn.get_secret_value(),
                     timeout=own_deadline,
                     command_timeout=None,
+                    # Unnamed statements only, so a pooler in transaction mode (PgBouncer) does
+                    # not see prepared statements it cannot route.
+                    statement_cache_size=0,
                     server_settings={"application_name": "drwatch"},
                 )
                 connected = time.perf_counter()

@@ -88,9 +88,13 @@ class RedisCheck(Check["RedisCheck.Params"]):
         @classmethod
         def _redis_url(cls, value: SecretStr) -> SecretStr:
             # The value is a secret: the message must not repeat it.
-            scheme = value.get_secret_value().partition("://")[0].lower()
-            if scheme not in ("redis", "rediss"):
+            url = value.get_secret_value()
+            if url.partition("://")[0].lower() not in ("redis", "rediss"):
                 raise ValueError("must be a redis:// or rediss:// URL")
+            try:
+                urlsplit(url).port  # noqa: B018 - parsing the port is the check
+            except ValueError:
+                raise ValueError("has a port that is not a number from 0 to 65535") from None
             return value
 
     default_criticality = "critical"

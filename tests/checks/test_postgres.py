@@ -375,9 +375,13 @@ def test_it_rejects_a_dsn_that_is_not_postgresql_without_echoing_it() -> None:
     """Config validation names the field but never repeats the secret value."""
     with pytest.raises(ConfigError) as caught:
         build({"dsn": "mysql://root:hunter2-secret@db/app"})
+    with pytest.raises(ConfigError) as bad_port:
+        build({"dsn": "postgresql://app:hunter2-secret@db:port/app"})
 
     assert "checks.0.params.dsn" in str(caught.value)
     assert "hunter2-secret" not in str(caught.value)
+    assert "port" in str(bad_port.value)
+    assert "hunter2-secret" not in str(bad_port.value)
 
 
 async def test_it_leaves_no_connection_behind_after_a_thousand_runs(

@@ -240,9 +240,13 @@ def test_it_rejects_a_url_that_is_not_redis_without_echoing_it() -> None:
     """Config validation names the field but never repeats the secret value."""
     with pytest.raises(ConfigError) as caught:
         build({"url": "http://:hunter2-secret@cache:6379"})
+    with pytest.raises(ConfigError) as bad_port:
+        build({"url": "redis://app:hunter2-secret@db:port/app"})
 
     assert "checks.0.params.url" in str(caught.value)
     assert "hunter2-secret" not in str(caught.value)
+    assert "port" in str(bad_port.value)
+    assert "hunter2-secret" not in str(bad_port.value)
 
 
 @pytest.fixture(scope="module")
