@@ -154,24 +154,29 @@ class Store:
         """Take (or extend) the lease ``name`` for ``owner`` unless another owner holds it."""
         now = datetime.now(UTC)
         expires_at = now + timedelta(seconds=ttl_seconds)
+        # Taking over an expired lease or extending our own: PostgreSQL re-checks the WHERE on
+        # the locked row, so two replicas racing for an expired lease cannot both win.
+        take = (
+            update(leases)
+            .where(leases.c.name == name)
+            .where((leases.c.expires_at < now) | (leases.c.owner == owner))
+            .values(owner=owner, expires_at=expires_at)
+        )
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        create = (
+            dialect_insert(leases)
+            .values(name=name, owner=owner, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
         async with self.engine.begin() as conn:
-            # Taking over an expired lease or extending our own: PostgreSQL re-checks the WHERE
-            # on the locked row, so two replicas racing for an expired lease cannot both win.
-            result = await conn.execute(
-                update(leases)
-                .where(leases.c.name == name)
-                .where((leases.c.expires_at < now) | (leases.c.owner == owner))
-                .values(owner=owner, expires_at=expires_at)
-            )
-            if result.rowcount == 1:
+            if (await conn.execute(take)).rowcount == 1:
                 return True
-            dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-            result = await conn.execute(
-                dialect_insert(leases)
-                .values(name=name, owner=owner, expires_at=expires_at)
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-            return result.rowcount == 1
+        async with self.engine.begin() as conn:
+            if (await conn.execute(create)).rowcount == 1:
+                return True
+        # Someone created the row between our two statements; it may be ourselves.
+        async with self.engine.begin() as conn:
+            return bool((await conn.execute(take)).rowcount == 1)
 
     async def renew_lease(self, name: str, owner: str, ttl_seconds: float) -> bool:
         """Extend a lease we hold; False when it expired and someone else took it."""
