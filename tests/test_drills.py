@@ -461,9 +461,20 @@ async def test_the_next_run_removes_the_leftover_of_a_drill_killed_midway(
         seen.append(line)
         if line.startswith("restoring"):
             break
+    assert any(line.startswith("restoring") for line in seen), seen
+    # Killed only once the restore is running on the server: psql sits in the dump's pg_sleep.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        active = target.psql(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname LIKE 'drwatch\\_drill\\_killed\\_%' AND query LIKE '%pg_sleep%'"
+        )
+        if active == "1":
+            break
+        await asyncio.sleep(0.05)
+    assert active == "1"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert any(line.startswith("restoring") for line in seen), seen
 
     leftovers = drill_databases(target)
     assert len(leftovers) == 1
