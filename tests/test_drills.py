@@ -622,7 +622,7 @@ def test_a_backup_ref_comes_from_a_backup_checks_details() -> None:
     backup = BackupRef.from_details(
         {
             "location": "s3://dumps/nightly/2026-11-21.dump",
-            "last_backup_at": "2026-11-21T03:00:00+00:00",
+            "last_backup_at": "2026-11-21T03:00:00Z",
             "size_bytes": 1234,
             "rpo_seconds": 86400,
         }
