@@ -28,6 +28,7 @@ from app.drills import (
     BackupRef,
     DrillSpec,
     IntegrityCheck,
+    backup_from_results,
     check_targets,
     cleanup_leftovers,
     detect_format,
@@ -728,3 +729,27 @@ async def test_it_fails_when_the_s3_object_is_missing(
     assert "NoSuchKey" in report.message
     assert not report.database_dropped
     assert drill_databases(target) == []
+
+
+def test_a_drill_restores_only_a_backup_its_source_reported_and_did_not_reject() -> None:
+    """No report yet, or a newest backup that failed verification, means nothing to restore."""
+    reported: dict[str, dict[str, Any]] = {
+        "verified-dumps": {
+            "location": "/backups/backup_20261121.dump",
+            "last_backup_at": "2026-11-21T03:00:00Z",
+            "verified": True,
+        },
+        "broken-dumps": {
+            "location": "/backups/backup_20261121.dump",
+            "last_backup_at": "2026-11-21T03:00:00Z",
+            "verified": False,
+        },
+    }
+    resolve = backup_from_results(reported.get)
+    base = {"name": "d", "target_dsn": "postgresql://u@scratch/postgres"}
+    backup = resolve(DrillSpec.model_validate({**base, "source": "verified-dumps"}))
+    assert backup.location == "/backups/backup_20261121.dump"
+    with pytest.raises(ValueError, match="failed verification"):
+        resolve(DrillSpec.model_validate({**base, "source": "broken-dumps"}))
+    with pytest.raises(ValueError, match="has not reported a backup"):
+        resolve(DrillSpec.model_validate({**base, "source": "never-ran"}))
