@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import Field, SecretStr
 
 from app.checks import base
-from app.checks._http import ApiCheck, base_url_of, require
+from app.checks._http import ApiCheck, HttpResponse, base_url_of, require
 from app.checks.base import CheckFailed, Result
 
 _FIELDS = "display_phone_number,verified_name,quality_rating,status,name_status"
@@ -82,7 +81,7 @@ class WhatsAppCheck(ApiCheck["WhatsAppCheck.Params"]):
             f"WhatsApp number {label} is CONNECTED with quality {quality}.", details=details
         )
 
-    def _graph_failure(self, response: httpx.Response) -> CheckFailed:
+    def _graph_failure(self, response: HttpResponse) -> CheckFailed:
         """Graph API errors by their error code; the HTTP status alone is often 400."""
         code = subcode = None
         try:

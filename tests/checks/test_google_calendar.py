@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import unquote
 
 import pytest
 
@@ -76,7 +76,7 @@ async def test_it_passes_when_the_service_account_can_read_the_calendar(
     token_request, calendar_request = google.requests
     assert (token_request.method, token_request.path) == ("POST", "/token")
     assert calendar_request.method == "GET"
-    assert calendar_request.path == CALENDAR_PATH + quote(CALENDAR, safe="")
+    assert unquote(calendar_request.path) == CALENDAR_PATH + CALENDAR
     assert_secret_absent(result, key["private_key"], json.dumps(key))
 
 
