@@ -76,7 +76,7 @@ def test_the_rule_files_pass_promtool_check(promtool: str) -> None:
 
 
 def test_the_rules_load_from_a_prometheus_configuration(promtool: str, tmp_path: Path) -> None:
-    """A prometheus.yml that lists the rule files under rule_files passes `promtool check config`."""
+    """A prometheus.yml listing the rule files under rule_files passes `promtool check config`."""
     config = {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         "rule_files": [str(path) for path in RULE_FILES],
@@ -114,7 +114,9 @@ def test_promtool_unit_tests_fail_when_an_alert_threshold_changes(
         )
         (rules_dir / path.name).write_text(changed)
     assert "2 * drwatch_backup_rpo_seconds" in (rules_dir / "drwatch-alerts.yaml").read_text()
-    (rules_dir / "tests" / "backups.yaml").write_text((RULES / "tests" / "backups.yaml").read_text())
+    (rules_dir / "tests" / "backups.yaml").write_text(
+        (RULES / "tests" / "backups.yaml").read_text()
+    )
     result = run(promtool, "test", "rules", rules_dir / "tests" / "backups.yaml")
     assert result.returncode != 0
     assert "DrwatchBackupTooOld" in result.stdout + result.stderr
@@ -145,7 +147,7 @@ def test_the_alerts_are_the_ones_drwatch_documents() -> None:
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: f"{r['alert']}-{r['labels']}")
 def test_every_alert_tells_on_call_what_to_do(rule: dict[str, Any]) -> None:
-    """Each alert has a severity, a summary, a description and a runbook link to its README entry."""
+    """Each alert has a severity, a summary, a description and a link to its README runbook."""
     assert rule["labels"]["severity"] in SEVERITIES
     annotations = rule["annotations"]
     assert set(annotations) == {"summary", "description", "runbook_url"}
@@ -195,7 +197,7 @@ def _cases(alert: str) -> list[tuple[str, list[tuple[float, bool]]]]:
 
 @pytest.mark.parametrize("alert", alert_names())
 def test_every_alert_has_unit_tests_for_firing_pending_and_quiet(alert: str) -> None:
-    """Each alert fires in some test, stays quiet in another, and is shown pending before its for:."""
+    """Each alert fires in one test, stays quiet in another, and is shown pending before for:."""
     cases = _cases(alert)
     assert any(fires for _, evals in cases for _, fires in evals), f"{alert} never fires"
     if alert == "Watchdog":
@@ -234,7 +236,7 @@ def test_the_alertmanager_example_passes_amtool(amtool: str) -> None:
 def test_the_alertmanager_example_routes_by_severity(
     amtool: str, labels: list[str], receivers: str
 ) -> None:
-    """Critical alerts page, warnings go to Slack and e-mail, the Watchdog to the dead man's switch."""
+    """Critical alerts page, warnings go to Slack and e-mail, the Watchdog to a heartbeat."""
     result = run(
         amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_EXAMPLE}", *labels
     )
