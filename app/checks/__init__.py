@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.checks.backup_files import BackupFilesCheck
 from app.checks.base import Check
 from app.checks.google_calendar import GoogleCalendarCheck
 from app.checks.http import HttpCheck
@@ -27,4 +28,5 @@ CHECK_TYPES: dict[str, type[Check[Any]]] = {
     "openai": OpenAICheck,
     "whatsapp": WhatsAppCheck,
     "statuspage": StatuspageCheck,
+    "backup_files": BackupFilesCheck,
 }

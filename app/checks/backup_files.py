@@ -1,0 +1,727 @@
+"""``backup_files``: the newest dump in a directory is fresh, complete and readable.
+
+Each run lists the files (or directory-format dumps) matching ``pattern`` in ``path``, orders them
+newest first by the timestamp in their name (``backup_20261122_030000.sql``, ISO-8601, or a
+configured format) or by modification time, and walks down that list until it finds a good one:
+
+* a file that is still being written (modified within ``settle``, or whose size or mtime changed
+  between two looks ``recheck_delay`` apart) is skipped, and not held against the backup job;
+* an empty file, one below ``min_size``, or one that fails verification is *bad*: the Result names
+  it in ``bad_files``, fails, and the age falls back to the newest good one.
+
+Verification (``verify: true``) by format:
+
+* custom and directory format: ``pg_restore --list`` (the TOC entry count is reported), then a full
+  ``pg_restore`` to ``/dev/null``, which reads and decompresses every data block, so a truncated or
+  corrupted archive fails even though its TOC at the start is intact;
+* tar format: ``pg_restore --list`` and a full read of the tar stream (``pg_restore`` itself can
+  spin forever on a truncated tar, so it is not used for the full read);
+* plain SQL, also ``.gz`` or ``.zst``: the whole stream is read (and decompressed, which checks
+  the gzip CRC and the zstd checksum), must be valid UTF-8 when the dump says so, and must end
+  with PostgreSQL's ``-- PostgreSQL database dump complete`` marker;
+* any file with a ``<name>.sha256`` sidecar: its SHA-256 must match.
+
+Uncompressed plain and tar dumps carry no checksum of their own: a byte flipped inside the table
+data of such a dump is only caught by a sidecar.
+
+A file is verified once per (path, size, mtime): the outcome is remembered on the check, so a
+large dump is read once, not every interval. Subprocesses are killed when the run is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import gzip
+import hashlib
+import os
+import re
+import statistics
+import tarfile
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import zstandard
+from pydantic import Field, field_validator
+
+from app.checks import base
+from app.checks._backup import BackupCheck, BackupFacts
+from app.checks.base import Result, Status
+from app.units import ByteSize, Duration, format_size
+
+_SIDECAR_SUFFIX = ".sha256"
+_READ_CHUNK = 1 << 20
+# Enough of the end of a plain dump to hold the "dump complete" marker and what pg_dump writes
+# after it (a ``\unrestrict`` line since 17.6/16.10/15.14).
+_TAIL_BYTES = 16 * 1024
+_PLAIN_MARKERS = (
+    b"-- PostgreSQL database dump complete",
+    b"-- PostgreSQL database cluster dump complete",
+)
+# Both pg_dump and pg_dumpall scripts open with this comment.
+_PLAIN_HEADER = b"-- PostgreSQL database"
+# Verifying costs a full read; past this many bad files in one run the rest wait for the next.
+_MAX_VERIFIED_PER_RUN = 10
+# How many earlier backups the size plausibility check compares against (their median).
+_SIZE_HISTORY = 3
+_STDERR_LIMIT = 4096
+
+# Built-in name timestamps, tried in order when no name_format is configured.
+_ISO_IN_NAME = re.compile(
+    r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})"
+    r"(?:[T_ ](?P<H>\d{2})[:\-]?(?P<M>\d{2})[:\-]?(?P<S>\d{2})(?:[.,](?P<f>\d{1,6}))?"
+    r"(?P<tz>Z|[+\-]\d{2}:?\d{2})?)?"
+)
+_COMPACT_IN_NAME = re.compile(
+    r"(?<!\d)(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[_T\-]?(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
+    r"(?P<tz>Z)?(?!\d)"
+)
+_STRPTIME_PIECES = {
+    "Y": r"\d{4}",
+    "y": r"\d{2}",
+    "m": r"\d{1,2}",
+    "d": r"\d{1,2}",
+    "H": r"\d{1,2}",
+    "M": r"\d{1,2}",
+    "S": r"\d{1,2}",
+    "f": r"\d{1,6}",
+    "j": r"\d{1,3}",
+    "z": r"(?:Z|[+\-]\d{2}:?\d{2}(?::?\d{2})?)",
+    "s": r"\d+",
+    "%": "%",
+}
+
+DumpFormat = Literal["custom", "directory", "tar", "plain", "plain.gz", "plain.zst"]
+
+
+class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
+    """Finds the newest good dump matching ``pattern`` in ``path``; fails when it is older than
+    ``rpo`` or when the newest dump is bad (empty, too small, truncated, corrupt), warns when it
+    shrank by more than ``max_shrink`` against the earlier ones.
+    """
+
+    class Params(base.Params):
+        path: Path
+        pattern: str = "*"
+        rpo: Duration = 86400.0
+        min_size: ByteSize = 1
+        max_shrink: float = Field(0.5, ge=0.0, le=1.0)
+        verify: bool = True
+        # Where a dump's time comes from: its name (falling back to mtime for names without a
+        # timestamp), or always its mtime.
+        timestamp: Literal["name", "mtime"] = "name"
+        # A strptime format for the timestamp in names ("%Y-%m-%d_%H%M"); the default accepts
+        # backup_YYYYmmdd_HHMMSS and ISO-8601 (also with '-' for ':' in the time).
+        name_format: str | None = None
+        # A regex picking the timestamp out of a name (group "ts", or the first group).
+        name_regex: str | None = None
+        # Zone of name timestamps that carry no offset.
+        name_timezone: str = "UTC"
+        # A dump modified more recently than this is taken to be still being written.
+        settle: Duration = 5.0
+        # The newest candidate is looked at twice this far apart; a change means still growing.
+        recheck_delay: Duration = 0.5
+        pg_restore: str = "pg_restore"
+
+        @field_validator("name_regex")
+        @classmethod
+        def _regex_compiles(cls, value: str | None) -> str | None:
+            if value is not None:
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ValueError(f"not a valid regular expression: {exc}") from None
+            return value
+
+        @field_validator("name_timezone")
+        @classmethod
+        def _zone_exists(cls, value: str) -> str:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+            return value
+
+        @field_validator("pattern")
+        @classmethod
+        def _pattern_is_relative(cls, value: str) -> str:
+            if not value or value.startswith("/"):
+                raise ValueError("a glob relative to path, such as backup_*.sql*")
+            return value
+
+    default_timeout: ClassVar[float] = 240.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._verified: dict[_FileKey, _Verification] = {}
+        self._name_parser = _name_parser(self.params)
+
+    async def run(self) -> Result:
+        p = self.params
+        listing = await asyncio.to_thread(_list_dumps, p.path, p.pattern, self._name_parser, p)
+        facts = BackupFacts(rpo_seconds=p.rpo, location=str(p.path))
+        facts.extra.update(bad_files=[], in_progress=[], format=None)
+        if listing.missing:
+            return self.report(
+                facts,
+                Status.FAIL,
+                f"Backup directory {p.path} does not exist or is not a directory; the volume may "
+                "not be mounted, or path is wrong.",
+            )
+        if not listing.dumps:
+            return self.report(
+                facts,
+                Status.FAIL,
+                f"No backup matching {p.pattern!r} in {p.path}; the backup job has never run, "
+                "or it writes somewhere else.",
+            )
+        walk = await self._walk(listing.dumps, facts.now)
+        self._forget_vanished(listing.dumps)
+        return self._verdict(walk, facts)
+
+    # -- walking the dumps, newest first
+
+    async def _walk(self, dumps: list[_Dump], now: datetime) -> _Walk:
+        p = self.params
+        walk = _Walk()
+        verified = 0
+        for index, dump in enumerate(dumps):
+            if dump.size == 0:
+                walk.bad.append((dump, "empty (0 bytes)"))
+                continue
+            if dump.size < p.min_size:
+                walk.bad.append(
+                    (
+                        dump,
+                        f"only {format_size(dump.size)}, below min_size {format_size(p.min_size)}",
+                    )
+                )
+                continue
+            if walk.good is None and await self._still_written(dump, now):
+                walk.in_progress.append(dump)
+                continue
+            if p.verify:
+                if verified >= _MAX_VERIFIED_PER_RUN:
+                    walk.unexamined = len(dumps) - index
+                    break
+                outcome = self._verified.get(dump.key)
+                if outcome is None:
+                    verified += 1
+                    outcome = await _verify(dump, p.pg_restore)
+                    self._verified[dump.key] = outcome
+                if not outcome.ok:
+                    walk.bad.append((dump, outcome.problem))
+                    continue
+                walk.verified_by = outcome.method
+            walk.good = dump
+            walk.earlier = [d for d in dumps[index + 1 :] if d.size >= max(p.min_size, 1)][
+                :_SIZE_HISTORY
+            ]
+            break
+        return walk
+
+    async def _still_written(self, dump: _Dump, now: datetime) -> bool:
+        p = self.params
+        modified = datetime.fromtimestamp(dump.mtime_ns / 1e9, UTC)
+        if now - modified < timedelta(seconds=p.settle):
+            return True
+        if p.recheck_delay <= 0:
+            return False
+        await asyncio.sleep(p.recheck_delay)
+        again = await asyncio.to_thread(_stat_dump, dump.path)
+        return again is None or again != (dump.size, dump.mtime_ns)
+
+    def _forget_vanished(self, dumps: list[_Dump]) -> None:
+        present = {d.key for d in dumps}
+        for key in [k for k in self._verified if k not in present]:
+            del self._verified[key]
+
+    # -- the verdict
+
+    def _verdict(self, walk: _Walk, facts: BackupFacts) -> Result:
+        p = self.params
+        good = walk.good
+        newer_bad = [(d, why) for d, why in walk.bad if good is None or d.taken_at > good.taken_at]
+        bad_files = [{"path": str(d.path), "problem": why} for d, why in walk.bad]
+        facts.extra.update(
+            bad_files=bad_files,
+            in_progress=[str(d.path) for d in walk.in_progress],
+            format=None,
+        )
+        if good is not None:
+            facts.last_backup_at = good.taken_at
+            facts.size_bytes = good.size
+            facts.location = str(good.path)
+            facts.extra["format"] = good.format
+            facts.extra["timestamp_from"] = good.timestamp_from
+            if p.verify:
+                facts.verified = not newer_bad
+                facts.verified_by = walk.verified_by
+        elif walk.bad:
+            facts.verified = False
+        writing = ""
+        if walk.in_progress:
+            names = ", ".join(d.path.name for d in walk.in_progress)
+            writing = f" ({names} is still being written.)"
+
+        if good is None:
+            if walk.bad:
+                problems = "; ".join(f"{d.path.name} is {why}" for d, why in walk.bad[:3])
+                more = f" (and {len(walk.bad) - 3} more)" if len(walk.bad) > 3 else ""
+                return self.report(
+                    facts,
+                    Status.FAIL,
+                    f"No good backup in {p.path}: {problems}{more}. The backup job is failing; "
+                    f"nothing here can be restored.{writing}",
+                )
+            if walk.unexamined:
+                return self.report(
+                    facts,
+                    Status.FAIL,
+                    f"No backup in {p.path} could be verified in this run; {walk.unexamined} "
+                    "are left for the next run.",
+                )
+            return self.report(
+                facts,
+                Status.FAIL,
+                f"The only backups in {p.path} are still being written; there is no finished "
+                f"one yet.{writing}",
+            )
+
+        age = f"{facts.age_text} old (RPO {facts.rpo_text})"
+        how = f", verified by {walk.verified_by}" if p.verify and walk.verified_by else ""
+        if newer_bad:
+            newest, why = newer_bad[0]
+            stale = "" if facts.within_rpo else ", which is past the RPO"
+            return self.report(
+                facts,
+                Status.FAIL,
+                f"Newest backup {newest.path.name} is {why}; the newest good one is "
+                f"{good.path.name}, {age}{stale}. The last backup run failed or was cut short."
+                f"{writing}",
+            )
+        if not facts.within_rpo:
+            return self.report(
+                facts,
+                Status.FAIL,
+                f"Newest backup {good.path.name} is {facts.age_text} old, older than the "
+                f"{facts.rpo_text} RPO; the backup job may not be running.{writing}",
+            )
+        if walk.earlier:
+            typical = statistics.median(d.size for d in walk.earlier)
+            facts.extra["typical_size_bytes"] = int(typical)
+            if typical > 0 and good.size < typical * (1 - p.max_shrink):
+                shrink = 1 - good.size / typical
+                return self.report(
+                    facts,
+                    Status.WARN,
+                    f"Newest backup {good.path.name} is {format_size(good.size)}, {shrink:.0%} "
+                    f"smaller than the earlier ones ({format_size(typical)}); tables may be "
+                    f"missing from the dump or data was deleted.{writing}",
+                )
+        return self.report(
+            facts,
+            Status.PASS,
+            f"Newest backup {good.path.name} is {age}, {format_size(good.size)}{how}.{writing}",
+        )
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+_FileKey = tuple[str, int, int, "tuple[int, int] | None"]
+
+
+@dataclass
+class _Dump:
+    path: Path
+    size: int
+    mtime_ns: int
+    taken_at: datetime
+    timestamp_from: str
+    sidecar: tuple[int, int] | None
+    format: DumpFormat
+
+    @property
+    def key(self) -> _FileKey:
+        return (str(self.path), self.size, self.mtime_ns, self.sidecar)
+
+
+@dataclass
+class _Listing:
+    dumps: list[_Dump] = field(default_factory=list)
+    missing: bool = False
+
+
+@dataclass
+class _Walk:
+    good: _Dump | None = None
+    verified_by: str | None = None
+    bad: list[tuple[_Dump, str]] = field(default_factory=list)
+    in_progress: list[_Dump] = field(default_factory=list)
+    earlier: list[_Dump] = field(default_factory=list)
+    unexamined: int = 0
+
+
+def _list_dumps(
+    directory: Path,
+    pattern: str,
+    name_time: Callable[[str], datetime | None],
+    params: BackupFilesCheck.Params,
+) -> _Listing:
+    if not directory.is_dir():
+        return _Listing(missing=True)
+    dumps: list[_Dump] = []
+    for path in directory.glob(pattern):
+        if path.name.endswith(_SIDECAR_SUFFIX) or path.name.startswith("."):
+            continue
+        stat = _stat_dump(path)
+        if stat is None:
+            continue
+        size, mtime_ns = stat
+        taken_at, source = None, "mtime"
+        if params.timestamp == "name":
+            taken_at = name_time(path.name)
+            source = "name" if taken_at is not None else "mtime"
+        if taken_at is None:
+            taken_at = datetime.fromtimestamp(mtime_ns / 1e9, UTC)
+        sidecar_path = path.with_name(path.name + _SIDECAR_SUFFIX)
+        sidecar = _stat_dump(sidecar_path) if sidecar_path.is_file() else None
+        try:
+            fmt = _detect_format(path)
+        except OSError:
+            # Unreadable: verification reports it.
+            fmt = "plain"
+        dumps.append(_Dump(path, size, mtime_ns, taken_at, source, sidecar, fmt))
+    dumps.sort(key=lambda d: (d.taken_at, d.path.name), reverse=True)
+    return _Listing(dumps)
+
+
+def _stat_dump(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, or of a directory-format dump (sum of sizes, newest mtime)."""
+    try:
+        stat = path.stat()
+        if not path.is_dir():
+            return stat.st_size, stat.st_mtime_ns
+        size, mtime_ns = 0, stat.st_mtime_ns
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_file():
+                    inner = entry.stat()
+                    size += inner.st_size
+                    mtime_ns = max(mtime_ns, inner.st_mtime_ns)
+        return size, mtime_ns
+    except OSError:
+        return None
+
+
+def _name_parser(params: BackupFilesCheck.Params) -> Callable[[str], datetime | None]:
+    zone = ZoneInfo(params.name_timezone)
+    custom = re.compile(params.name_regex) if params.name_regex else None
+    if params.name_format:
+        fmt = params.name_format
+        finder = custom or re.compile(_format_regex(fmt))
+
+        def by_format(name: str) -> datetime | None:
+            match = finder.search(name)
+            if not match:
+                return None
+            text = _chosen_group(match)
+            try:
+                parsed = datetime.strptime(text, fmt)
+            except ValueError:
+                return None
+            return _aware(parsed, zone)
+
+        return by_format
+
+    def by_default(name: str) -> datetime | None:
+        if custom is not None:
+            match = custom.search(name)
+            return _parse_iso_like(_chosen_group(match), zone) if match else None
+        for pattern in (_COMPACT_IN_NAME, _ISO_IN_NAME):
+            match = pattern.search(name)
+            if match:
+                parsed = _from_parts(match, zone)
+                if parsed is not None:
+                    return parsed
+        return None
+
+    return by_default
+
+
+def _chosen_group(match: re.Match[str]) -> str:
+    if "ts" in match.re.groupindex:
+        return match.group("ts")
+    return match.group(1) if match.re.groups else match.group(0)
+
+
+def _format_regex(fmt: str) -> str:
+    out, i = [], 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            out.append(_STRPTIME_PIECES.get(fmt[i + 1], r".+?"))
+            i += 2
+        else:
+            out.append(re.escape(fmt[i]))
+            i += 1
+    return "".join(out)
+
+
+def _parse_iso_like(text: str, zone: ZoneInfo) -> datetime | None:
+    for pattern in (_COMPACT_IN_NAME, _ISO_IN_NAME):
+        match = pattern.fullmatch(text)
+        if match:
+            return _from_parts(match, zone)
+    return None
+
+
+def _from_parts(match: re.Match[str], zone: ZoneInfo) -> datetime | None:
+    parts = match.groupdict()
+    try:
+        moment = datetime(
+            int(parts["Y"]),
+            int(parts["m"]),
+            int(parts["d"]),
+            int(parts.get("H") or 0),
+            int(parts.get("M") or 0),
+            int(parts.get("S") or 0),
+            int((parts.get("f") or "0").ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    offset = parts.get("tz")
+    if not offset:
+        return _aware(moment, zone)
+    if offset == "Z":
+        return moment.replace(tzinfo=UTC)
+    sign = 1 if offset[0] == "+" else -1
+    digits = offset[1:].replace(":", "")
+    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
+    return (moment - sign * delta).replace(tzinfo=UTC)
+
+
+def _aware(moment: datetime, zone: ZoneInfo) -> datetime:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Verification:
+    ok: bool
+    method: str
+    problem: str = ""
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Corrupt(Exception):
+    """The dump is not what it claims to be; the message says how, for a person."""
+
+
+def _detect_format(path: Path) -> DumpFormat:
+    if path.is_dir():
+        return "directory"
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PGDMP"):
+        return "custom"
+    if head[:2] == b"\x1f\x8b":
+        return "plain.gz"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "plain.zst"
+    if head[257:262] == b"ustar":
+        return "tar"
+    return "plain"
+
+
+async def _verify(dump: _Dump, pg_restore: str) -> _Verification:
+    """Read the dump the way its format allows; never raises except on cancellation."""
+    cancel = threading.Event()
+    methods: list[str] = []
+    try:
+        fmt = dump.format
+        if dump.sidecar is not None and fmt != "directory":
+            await asyncio.to_thread(_check_sidecar, dump.path, cancel)
+            methods.append("sha256 sidecar")
+        if fmt in ("custom", "directory", "tar"):
+            entries = await _pg_restore_list(pg_restore, dump.path)
+            methods.append(f"pg_restore --list ({entries} TOC entries)")
+            if fmt == "tar":
+                await asyncio.to_thread(_read_tar, dump.path, cancel)
+                methods.append("full tar read")
+            else:
+                await _pg_restore_full_read(pg_restore, dump.path)
+                methods.append("full pg_restore read")
+        else:
+            await asyncio.to_thread(_read_plain, dump.path, fmt, cancel)
+            methods.append(
+                "dump complete marker"
+                if fmt == "plain"
+                else f"{fmt[6:]} stream and dump complete marker"
+            )
+    except _Corrupt as exc:
+        return _Verification(False, ", ".join(methods), str(exc))
+    except OSError as exc:
+        return _Verification(False, ", ".join(methods), f"unreadable ({exc.strerror or exc})")
+    finally:
+        # Stops a reader thread that is still running when the run is cancelled.
+        cancel.set()
+    return _Verification(True, " and ".join(methods))
+
+
+def _check_sidecar(path: Path, cancel: threading.Event) -> None:
+    sidecar = path.with_name(path.name + _SIDECAR_SUFFIX)
+    text = sidecar.read_text(errors="replace").strip()
+    expected = text.split()[0].lower() if text else ""
+    if not re.fullmatch(r"[0-9a-f]{64}", expected):
+        raise _Corrupt(f"paired with an unreadable sidecar {sidecar.name} (no SHA-256 in it)")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in _chunks(f, cancel):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise _Corrupt(
+            f"not the file its {sidecar.name} describes (SHA-256 mismatch: corrupted or "
+            "overwritten after the checksum was taken)"
+        )
+
+
+def _chunks(stream: _Readable, cancel: threading.Event) -> Iterator[bytes]:
+    while True:
+        if cancel.is_set():
+            raise _Corrupt("not verified: the run was cancelled")
+        chunk = stream.read(_READ_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _read_plain(path: Path, fmt: DumpFormat, cancel: threading.Event) -> None:
+    first = True
+    tail = b""
+    decode: Callable[[bytes, bool], object] | None = None
+    with path.open("rb") as raw:
+        stream: _Readable
+        if fmt == "plain.gz":
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        elif fmt == "plain.zst":
+            stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        else:
+            stream = raw
+        try:
+            for chunk in _chunks(stream, cancel):
+                if first:
+                    first = False
+                    head = chunk[:4096]
+                    if _PLAIN_HEADER not in head[:256]:
+                        raise _Corrupt("not a pg_dump SQL script (no PostgreSQL dump header)")
+                    if b"client_encoding = 'UTF8'" in head:
+                        decode = codecs.getincrementaldecoder("utf-8")(errors="strict").decode
+                if decode is not None:
+                    decode(chunk, False)
+                tail = (tail + chunk)[-_TAIL_BYTES:]
+            if decode is not None:
+                decode(b"", True)
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            raise _Corrupt(f"a broken {fmt[6:]} stream ({exc})") from None
+        except UnicodeDecodeError:
+            raise _Corrupt("corrupt: it holds bytes that are not UTF-8 in a UTF8 dump") from None
+    if first:
+        raise _Corrupt("empty after decompression")
+    if not any(marker in tail for marker in _PLAIN_MARKERS):
+        raise _Corrupt("truncated: it does not end with PostgreSQL's 'dump complete' marker")
+
+
+def _read_tar(path: Path, cancel: threading.Event) -> None:
+    try:
+        with tarfile.open(path, mode="r:") as archive:
+            for member in archive:
+                if cancel.is_set():
+                    raise _Corrupt("not verified: the run was cancelled")
+                extracted = archive.extractfile(member)
+                if extracted is None:
+                    continue
+                for _ in _chunks(extracted, cancel):
+                    pass
+    except tarfile.TarError as exc:
+        raise _Corrupt(f"a broken tar archive ({exc}); it is truncated or corrupted") from None
+
+
+async def _pg_restore_list(pg_restore: str, path: Path) -> int:
+    entries = 0
+
+    async def count(stdout: asyncio.StreamReader) -> None:
+        nonlocal entries
+        async for line in stdout:
+            if line[:1].isdigit():
+                entries += 1
+
+    code, stderr = await _run(pg_restore, ["--list", str(path)], count)
+    if code != 0:
+        raise _Corrupt(f"not a readable pg_dump archive ({_first_error(stderr)})")
+    if entries == 0:
+        raise _Corrupt("an archive with no TOC entries")
+    return entries
+
+
+async def _pg_restore_full_read(pg_restore: str, path: Path) -> None:
+    code, stderr = await _run(pg_restore, ["--file", os.devnull, str(path)], None)
+    if code != 0:
+        raise _Corrupt(f"truncated or corrupted ({_first_error(stderr)})")
+
+
+async def _run(
+    program: str,
+    args: list[str],
+    read_stdout: Callable[[asyncio.StreamReader], Any] | None,
+) -> tuple[int, str]:
+    """Run ``program`` with ``args``; the process is killed if this coroutine is cancelled."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            program,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE if read_stdout else asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except FileNotFoundError:
+        raise _Corrupt(f"not verified: {program} is not installed") from None
+    assert process.stderr is not None
+    stderr_task = asyncio.ensure_future(process.stderr.read())
+    try:
+        if read_stdout is not None:
+            assert process.stdout is not None
+            await read_stdout(process.stdout)
+        stderr = await stderr_task
+        code = await process.wait()
+    finally:
+        stderr_task.cancel()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            with contextlib.suppress(Exception):
+                await process.wait()
+    return code, stderr[:_STDERR_LIMIT].decode(errors="replace")
+
+
+def _first_error(stderr: str) -> str:
+    for line in stderr.splitlines():
+        line = line.strip()
+        if line:
+            return line.removeprefix("pg_restore: ").removeprefix("error: ")
+    return "no error message"
