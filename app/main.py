@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.api import checks, health, metrics
+from app.api.fastpath import HealthFastPath
 from app.config import Config, Settings
 from app.runtime import Runtime, drwatch_version
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
         description="Health and disaster-recovery watchdog.",
         lifespan=lifespan,
     )
+    app.add_middleware(HealthFastPath)
     app.include_router(health.router)
     app.include_router(checks.router)
     app.include_router(metrics.router)

@@ -12,7 +12,7 @@ router = APIRouter(prefix="/api", tags=["checks"])
 
 
 @router.get("/checks", summary="All checks")
-def list_checks(snapshot: SnapshotDep) -> dict[str, Any]:
+async def list_checks(snapshot: SnapshotDep) -> dict[str, Any]:
     return {
         "status": snapshot.status.value,
         "generated_at": snapshot.generated_at.isoformat(),
@@ -21,7 +21,7 @@ def list_checks(snapshot: SnapshotDep) -> dict[str, Any]:
 
 
 @router.get("/checks/{name}", summary="One check")
-def get_check(name: str, snapshot: SnapshotDep) -> dict[str, Any]:
+async def get_check(name: str, snapshot: SnapshotDep) -> dict[str, Any]:
     state = snapshot.checks.get(name)
     if state is None:
         raise HTTPException(404, f"No check named {name!r}.")
@@ -49,7 +49,7 @@ async def check_history(
 
 
 @router.get("/scheduler", summary="Scheduler liveness and lag")
-def scheduler_status(runtime: RuntimeDep) -> dict[str, Any]:
+async def scheduler_status(runtime: RuntimeDep) -> dict[str, Any]:
     scheduler = runtime.scheduler
     return {
         "alive": scheduler.alive,

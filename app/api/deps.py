@@ -12,17 +12,17 @@ from app.runtime import Runtime
 from app.store.repository import Store
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_snapshot(request: Request) -> Snapshot:
+async def get_snapshot(request: Request) -> Snapshot:
     runtime: Runtime = request.app.state.runtime
     return runtime.monitor.snapshot
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     runtime: Runtime = request.app.state.runtime
     return runtime.store
 
@@ -52,7 +52,7 @@ def wants_details(runtime: Runtime, authorization: str | None) -> bool:
     return bearer_matches(authorization, token.get_secret_value() if token else None)
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """401 without a bearer token, 403 with a wrong one, 403 when no admin token is set."""
     runtime: Runtime = request.app.state.runtime
     token = runtime.settings.admin_token

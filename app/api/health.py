@@ -28,7 +28,7 @@ def _code(status: Status | None) -> int:
 
 
 @router.api_route("/health", methods=["GET", "HEAD"], summary="Overall verdict")
-def health(
+async def health(
     request: Request,
     runtime: RuntimeDep,
     snapshot: SnapshotDep,
@@ -44,7 +44,7 @@ def health(
 
 
 @router.api_route("/health/live", methods=["GET", "HEAD"], summary="Process and scheduler alive")
-def live(runtime: RuntimeDep) -> Response:
+async def live(runtime: RuntimeDep) -> Response:
     alive = runtime.scheduler.alive
     body = {"status": "pass" if alive else "fail"}
     if not alive:
@@ -53,7 +53,7 @@ def live(runtime: RuntimeDep) -> Response:
 
 
 @router.api_route("/health/ready", methods=["GET", "HEAD"], summary="First round done")
-def ready(snapshot: SnapshotDep) -> Response:
+async def ready(snapshot: SnapshotDep) -> Response:
     body: dict[str, str] = {"status": "pass" if snapshot.ready else "fail"}
     if not snapshot.ready:
         body["output"] = "Waiting for the first result of every critical check."
@@ -62,7 +62,7 @@ def ready(snapshot: SnapshotDep) -> Response:
 
 
 @router.api_route("/health/{check}", methods=["GET", "HEAD"], summary="One check")
-def check_health(
+async def check_health(
     check: str,
     runtime: RuntimeDep,
     snapshot: SnapshotDep,

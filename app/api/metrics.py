@@ -11,5 +11,5 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-def metrics(runtime: RuntimeDep) -> Response:
+async def metrics(runtime: RuntimeDep) -> Response:
     return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
