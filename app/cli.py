@@ -3,6 +3,7 @@
     drwatch serve                 run the service (uvicorn)
     drwatch check [--json]        run every check once; exit 0 pass, 1 warn, 2 fail
     drwatch backup-status [--json] run the backup sources once; same exit codes
+    drwatch drill run NAME        run a restore drill now; exit 0 pass, 1 fail, 3 running elsewhere
     drwatch config validate       validate the configuration; exit 2 when invalid
     drwatch db upgrade            apply the state store's migrations
 
@@ -73,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     validate = config_commands.add_parser("validate", help="validate the configuration")
     validate.set_defaults(handler=_validate)
 
+    drill = commands.add_parser("drill", help="restore drill commands")
+    drill_commands = drill.add_subparsers(dest="drill_command", required=True)
+    drill_run = drill_commands.add_parser(
+        "run", help="run a restore drill now, in the foreground, and print its report"
+    )
+    drill_run.add_argument("name", help="the drill's name (drills: in the configuration)")
+    drill_run.add_argument("--json", action="store_true", help="print the report as JSON")
+    drill_run.set_defaults(handler=_drill_run)
+
     db = commands.add_parser("db", help="state store commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_upgrade = db_commands.add_parser("upgrade", help="apply migrations")
@@ -110,6 +120,59 @@ def _validate(_args: argparse.Namespace, settings: Settings) -> int:
             f"every {check.interval:g}s, timeout {check.timeout:g}s"
         )
     return 0
+
+
+EXIT_DRILL_BUSY = 3
+
+
+def _drill_run(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings)
+    spec = next((d for d in config.drills if d.name == args.name), None)
+    if spec is None:
+        known = ", ".join(d.name for d in config.drills) or "none configured"
+        raise ConfigError([("name", f"no drill named {args.name!r} (known: {known})")], "drill")
+    report = asyncio.run(_run_drill(config, settings, spec.name, json_output=args.json))
+    if report is None:
+        print(
+            f"The drill {args.name!r} is running elsewhere (its lease is held); not started.",
+            file=sys.stderr,
+        )
+        return EXIT_DRILL_BUSY
+    return 0 if report.passed else 1
+
+
+async def _run_drill(config: Config, settings: Settings, name: str, *, json_output: bool) -> Any:
+    from app.checks.base import CheckContext
+    from app.drills import DrillService, backup_from_results, render_report
+    from app.store.db import upgrade
+    from app.store.repository import Store
+
+    if settings.migrations_on_start:
+        await asyncio.to_thread(upgrade, settings.state_url)
+    spec = next(d for d in config.drills if d.name == name)
+    source = config.check(spec.source)
+    assert source is not None  # the config loader checked it
+    store = Store.from_url(settings.state_url, settings.service_id)
+    check = source.build(CheckContext(store=store, service_id=settings.service_id))
+    try:
+        print(f"finding the newest backup of {source.name} ...", flush=True)
+        result = await run_check(check)
+        print(f"  {result.status.value}: {result.output}", flush=True)
+        service = DrillService(
+            config.drills,
+            store,
+            settings.service_id,
+            backup_from_results(lambda _n: result.details),
+        )
+        report = await service.run(name, progress=lambda line: print(f"  {line}", flush=True))
+    finally:
+        await check.close()
+        await store.dispose()
+    if report is not None:
+        print(json.dumps(report.as_dict(), indent=2, default=str) if json_output else "")
+        if not json_output:
+            print(render_report(report))
+    return report
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -22,7 +22,7 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ from pydantic_settings import (
 from app import redact
 from app.checks import CHECK_TYPES
 from app.checks.base import Check, CheckContext, Criticality, Params, collect_secrets
+from app.drills import DrillSpec, check_targets
 from app.units import Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
@@ -207,13 +208,14 @@ class _TopLevel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checks: list[dict[str, Any]] = Field(default_factory=list)
+    drills: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Config:
     checks: tuple[CheckConfig, ...]
     source: str = "configuration"
-    extras: Mapping[str, Any] = field(default_factory=dict)
+    drills: tuple[DrillSpec, ...] = ()
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -313,12 +315,54 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
                 params=params,
             )
         )
+    drills = _parse_drills(top.drills, checks, errors)
     if errors:
         raise ConfigError(errors, source)
-    config = Config(checks=tuple(checks), source=source)
+    config = Config(checks=tuple(checks), source=source, drills=tuple(drills))
     for check in config.checks:
         redact.register(collect_secrets(check.params))
+    for drill in config.drills:
+        redact.register(drill.secrets())
     return config
+
+
+# Restore drills restore what these backup sources point at (a file or an S3 object).
+DRILL_SOURCE_TYPES = frozenset({"backup_files", "s3"})
+
+
+def _parse_drills(
+    entries: list[dict[str, Any]], checks: list[CheckConfig], errors: list[tuple[str, str]]
+) -> list[DrillSpec]:
+    drills: list[DrillSpec] = []
+    by_name = {c.name: c for c in checks}
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        base = f"drills.{index}"
+        try:
+            drill = DrillSpec.model_validate(entry)
+        except ValidationError as exc:
+            for e in exc.errors():
+                errors.append((_path(base, *e["loc"]), _message(e)))
+            continue
+        if drill.name in seen:
+            errors.append((f"{base}.name", f"duplicate drill name {drill.name!r}"))
+            continue
+        seen.add(drill.name)
+        source = by_name.get(drill.source)
+        if source is None:
+            errors.append((f"{base}.source", f"no check named {drill.source!r}"))
+        elif source.type not in DRILL_SOURCE_TYPES:
+            errors.append(
+                (
+                    f"{base}.source",
+                    f"{drill.source!r} is a {source.type} check; a drill restores the newest "
+                    "backup of a backup_files or s3 check",
+                )
+            )
+        drills.append(drill)
+    production = [c.params.dsn for c in checks if c.type == "postgres"]  # type: ignore[attr-defined]
+    errors.extend(check_targets(drills, production))
+    return drills
 
 
 # --- ${VAR} interpolation ---------------------------------------------------------------------

@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from app.checks.base import Check, CheckContext
 from app.config import Config, Settings
+from app.drills import DrillService, backup_from_results
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor
-from app.scheduler import Scheduler
+from app.scheduler import Scheduler, add_cron_job
 from app.store.db import upgrade
 from app.store.repository import Store, StoreWriter, Transition
 
@@ -41,8 +42,11 @@ class Runtime:
     scheduler: Scheduler
     registry: CollectorRegistry
     version: str
+    drills: DrillService
     started_at: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Last successful drill run per drill, as recorded in the store (seeded at start-up).
+    drill_successes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, config: Config) -> Runtime:
@@ -62,6 +66,23 @@ class Runtime:
             on_transition=on_transition,
         )
         scheduler = Scheduler(monitor, checks.values(), {c.name: c.interval for c in config.checks})
+
+        def last_details(name: str) -> Any:
+            state = monitor.snapshot.checks.get(name)
+            return state.last_result.details if state and state.last_result else None
+
+        drills = DrillService(
+            config.drills, store, settings.service_id, backup_from_results(last_details)
+        )
+        for spec in config.drills:
+
+            def add(sched: Any, name: str = spec.name, crontab: str = spec.schedule) -> None:
+                async def run() -> None:
+                    await drills.run(name)
+
+                add_cron_job(sched, f"drill:{name}", crontab, run)
+
+            scheduler.extra_jobs.append(add)
         runtime = cls(
             settings=settings,
             config=config,
@@ -72,16 +93,53 @@ class Runtime:
             scheduler=scheduler,
             registry=CollectorRegistry(),
             version=version,
+            drills=drills,
         )
+        runtime.extras["drills"] = drills
         runtime.registry = build_registry(
             MetricSources(
                 snapshot=lambda: monitor.snapshot,
                 version=version,
                 scheduler=scheduler,
                 store_writer=writer,
+                drills=runtime.drill_metrics,
             )
         )
         return runtime
+
+    def drill_metrics(self) -> list[dict[str, Any]]:
+        """Per drill: RTO, the last success and duration, runs by result (for /metrics)."""
+        rows = []
+        for name, spec in self.drills.specs.items():
+            report = self.drills.last_reports.get(name)
+            success_at: Any = self.drill_successes.get(name, {}).get("finished_at")
+            if report is not None and report.passed:
+                success_at = report.finished_at
+            last = report.as_dict() if report else self.drill_successes.get(name, {})
+            rows.append(
+                {
+                    "name": name,
+                    "rto_seconds": spec.rto,
+                    # Never restored counts as restored at the epoch: a drill that has never
+                    # passed is overdue, and the overdue alert must be able to say so.
+                    "last_success_at": success_at or 0.0,
+                    "last_duration_seconds": last.get("total_seconds") if last else None,
+                    "runs": {
+                        result: self.drills.runs_total.get((name, result), 0)
+                        for result in ("pass", "fail")
+                    },
+                }
+            )
+        return rows
+
+    async def _seed_drill_history(self) -> None:
+        for name in self.drills.specs:
+            try:
+                row = await self.store.last_successful_drill_run(name)
+            except Exception:
+                return  # the store is down or not migrated; metrics start from this process
+            if row is not None and row.get("report"):
+                self.drill_successes[name] = row["report"]
 
     async def start(self, *, run_scheduler: bool = True) -> None:
         if self.settings.migrations_on_start:
@@ -95,6 +153,7 @@ class Runtime:
                     extra={"error": f"{type(exc).__name__}: {exc}"},
                 )
         self.writer.start()
+        await self._seed_drill_history()
         if run_scheduler:
             self.scheduler.start()
         log.info(
@@ -108,6 +167,7 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        await self.drills.stop()
         await self.scheduler.stop()
         await self.writer.stop()
         await self.store.dispose()
