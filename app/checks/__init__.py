@@ -11,6 +11,7 @@ from app.checks.http import HttpCheck
 from app.checks.openai import OpenAICheck
 from app.checks.postgres import PostgresCheck
 from app.checks.redis import RedisCheck
+from app.checks.s3 import S3Check
 from app.checks.statuspage import StatuspageCheck
 from app.checks.tls import TlsCheck
 from app.checks.twilio import TwilioCheck
@@ -29,4 +30,5 @@ CHECK_TYPES: dict[str, type[Check[Any]]] = {
     "whatsapp": WhatsAppCheck,
     "statuspage": StatuspageCheck,
     "backup_files": BackupFilesCheck,
+    "s3": S3Check,
 }

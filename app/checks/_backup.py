@@ -22,11 +22,26 @@ another region does not make a backup appear, so it must never turn ``/health`` 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.checks.base import Check, Criticality, P, Result, Status
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from app.checks.base import Check, CheckFailed, Criticality, P, Result, Status
 from app.units import format_duration
 
 
@@ -93,7 +108,9 @@ class BackupCheck(Check[P]):
     default_interval: ClassVar[float] = 300.0
     default_timeout: ClassVar[float] = 60.0
 
-    def report(self, facts: BackupFacts, status: Status, output: str) -> Result:
+    def report(
+        self, facts: BackupFacts, status: Status, output: str, *, permanent: bool = False
+    ) -> Result:
         """A Result with ``facts`` as its details and the backup age as its observed value."""
         details = facts.details()
         age = facts.age_seconds
@@ -101,7 +118,16 @@ class BackupCheck(Check[P]):
             return self.passed(output, observed_value=age, observed_unit="s", details=details)
         if status is Status.WARN:
             return self.warned(output, observed_value=age, observed_unit="s", details=details)
-        return self.failed(output, observed_value=age, observed_unit="s", details=details)
+        return self.failed(
+            output, observed_value=age, observed_unit="s", details=details, permanent=permanent
+        )
+
+    def unknown(self, facts: BackupFacts, failure: CheckFailed) -> Result:
+        """A fail Result for a source that could not be read: the backup facts stay unknown,
+        but the RPO and location are still reported.
+        """
+        facts.extra.update(failure.context)
+        return self.report(facts, Status.FAIL, failure.message, permanent=failure.permanent)
 
     def stale_or_fresh(self, facts: BackupFacts, what: str, hint: str) -> Result:
         """Fail when the newest backup is older than the RPO, pass otherwise.
@@ -120,3 +146,229 @@ class BackupCheck(Check[P]):
         return self.report(
             facts, Status.PASS, f"{what} is {facts.age_text} old (RPO {facts.rpo_text})."
         )
+
+
+# --- timestamps in backup names ---------------------------------------------------------------
+
+# Built-in name timestamps, tried in order when no name_format is configured.
+_ISO_IN_NAME = re.compile(
+    r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})"
+    r"(?:[T_ ](?P<H>\d{2})[:\-]?(?P<M>\d{2})[:\-]?(?P<S>\d{2})(?:[.,](?P<f>\d{1,6}))?"
+    r"(?P<tz>Z|[+\-]\d{2}:?\d{2})?)?"
+)
+_COMPACT_IN_NAME = re.compile(
+    r"(?<!\d)(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[_T\-]?(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
+    r"(?P<tz>Z)?(?!\d)"
+)
+_STRPTIME_PIECES = {
+    "Y": r"\d{4}",
+    "y": r"\d{2}",
+    "m": r"\d{1,2}",
+    "d": r"\d{1,2}",
+    "H": r"\d{1,2}",
+    "M": r"\d{1,2}",
+    "S": r"\d{1,2}",
+    "f": r"\d{1,6}",
+    "j": r"\d{1,3}",
+    "z": r"(?:Z|[+\-]\d{2}:?\d{2}(?::?\d{2})?)",
+    "s": r"\d+",
+    "%": "%",
+}
+
+
+def name_time_parser(
+    name_format: str | None = None, name_regex: str | None = None, name_timezone: str = "UTC"
+) -> Callable[[str], datetime | None]:
+    """A function giving the time in a backup's name (aware, UTC), or None when it has none.
+
+    Without ``name_format`` it accepts ``backup_YYYYmmdd_HHMMSS`` (also ``YYYYmmddTHHMMSS``) and
+    ISO-8601 (also with ``-`` for ``:`` in the time, as file names cannot hold ``:`` everywhere).
+    ``name_format`` is a strptime format; ``name_regex`` picks the timestamp out of the name (its
+    group ``ts`` or its first group). Times without an offset are in ``name_timezone``.
+    """
+    zone = ZoneInfo(name_timezone)
+    custom = re.compile(name_regex) if name_regex else None
+    if name_format:
+        fmt = name_format
+        finder = custom or re.compile(_format_regex(fmt))
+
+        def by_format(name: str) -> datetime | None:
+            match = finder.search(name)
+            if not match:
+                return None
+            text = _chosen_group(match)
+            try:
+                parsed = datetime.strptime(text, fmt)
+            except ValueError:
+                return None
+            return _aware(parsed, zone)
+
+        return by_format
+
+    def by_default(name: str) -> datetime | None:
+        if custom is not None:
+            match = custom.search(name)
+            return _parse_iso_like(_chosen_group(match), zone) if match else None
+        for pattern in (_COMPACT_IN_NAME, _ISO_IN_NAME):
+            match = pattern.search(name)
+            if match:
+                parsed = _from_parts(match, zone)
+                if parsed is not None:
+                    return parsed
+        return None
+
+    return by_default
+
+
+def _chosen_group(match: re.Match[str]) -> str:
+    if "ts" in match.re.groupindex:
+        return match.group("ts")
+    return match.group(1) if match.re.groups else match.group(0)
+
+
+def _format_regex(fmt: str) -> str:
+    out, i = [], 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            out.append(_STRPTIME_PIECES.get(fmt[i + 1], r".+?"))
+            i += 2
+        else:
+            out.append(re.escape(fmt[i]))
+            i += 1
+    return "".join(out)
+
+
+def _parse_iso_like(text: str, zone: ZoneInfo) -> datetime | None:
+    for pattern in (_COMPACT_IN_NAME, _ISO_IN_NAME):
+        match = pattern.fullmatch(text)
+        if match:
+            return _from_parts(match, zone)
+    return None
+
+
+def _from_parts(match: re.Match[str], zone: ZoneInfo) -> datetime | None:
+    parts = match.groupdict()
+    try:
+        moment = datetime(
+            int(parts["Y"]),
+            int(parts["m"]),
+            int(parts["d"]),
+            int(parts.get("H") or 0),
+            int(parts.get("M") or 0),
+            int(parts.get("S") or 0),
+            int((parts.get("f") or "0").ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    offset = parts.get("tz")
+    if not offset:
+        return _aware(moment, zone)
+    if offset == "Z":
+        return moment.replace(tzinfo=UTC)
+    sign = 1 if offset[0] == "+" else -1
+    digits = offset[1:].replace(":", "")
+    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
+    return (moment - sign * delta).replace(tzinfo=UTC)
+
+
+def _aware(moment: datetime, zone: ZoneInfo) -> datetime:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+def check_regex(value: str | None) -> str | None:
+    """A pydantic validator body: ``value`` compiles as a regular expression."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+def check_zone(value: str) -> str:
+    """A pydantic validator body: ``value`` names a known time zone."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+# --- AWS ---------------------------------------------------------------------------------------
+
+# Error codes after which retrying with the same configuration cannot help.
+_AWS_CREDENTIAL_CODES = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "AuthFailure",
+    "UnauthorizedOperation",
+}
+
+
+def aws_config(timeout: float) -> Config:
+    """botocore settings for a check: network timeouts inside the check's own timeout, one retry.
+
+    Credentials come from the usual AWS chain (environment, shared files, container or instance
+    role). boto3 is synchronous: the checks call it through ``asyncio.to_thread``. That costs a
+    thread per call in flight, which is nothing at backup-check intervals, and avoids
+    aiobotocore, which pins botocore to a narrow range and would hold every other AWS user of
+    drwatch to it.
+    """
+    limit = max(1.0, timeout * 0.4)
+    return Config(
+        connect_timeout=limit,
+        read_timeout=limit,
+        retries={"max_attempts": 2, "mode": "standard"},
+        user_agent_extra="drwatch",
+    )
+
+
+def aws_failure(exc: Exception, what: str, *, missing: set[str] | None = None) -> CheckFailed:
+    """What a botocore error means for a person. ``what`` names the resource ("S3 bucket x");
+    error codes in ``missing`` mean it does not exist (permanent).
+    """
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in (missing or set()) or (status == 404 and code in ("", "404", "NotFound")):
+            return CheckFailed(
+                f"{what} does not exist ({code or 'not found'}); the name or region is wrong, "
+                "or it was deleted.",
+                permanent=True,
+            )
+        if code in _AWS_CREDENTIAL_CODES or status in (401, 403):
+            return CheckFailed(
+                f"AWS refused access to {what} ({code or status}); the credentials are wrong, "
+                "expired, or lack permission to read it.",
+                permanent=True,
+            )
+        return CheckFailed(f"AWS answered an error for {what} ({code or status}).")
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return CheckFailed(
+            f"No AWS credentials found to read {what}; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, a profile, or give drwatch a role.",
+            permanent=True,
+        )
+    if isinstance(exc, NoRegionError):
+        return CheckFailed(
+            f"No AWS region configured for {what}; set region in the check.", permanent=True
+        )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        return CheckFailed(
+            f"Cannot connect to the AWS endpoint for {what}; the network or the endpoint_url "
+            "is down."
+        )
+    if isinstance(exc, ReadTimeoutError):
+        return CheckFailed(f"AWS did not answer in time for {what}; it is slow or overloaded.")
+    if isinstance(exc, BotoCoreError):
+        return CheckFailed(f"Reading {what} from AWS failed ({type(exc).__name__}: {exc}).")
+    raise exc

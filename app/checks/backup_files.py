@@ -46,13 +46,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import zstandard
 from pydantic import Field, field_validator
 
 from app.checks import base
-from app.checks._backup import BackupCheck, BackupFacts
+from app.checks._backup import BackupCheck, BackupFacts, check_regex, check_zone, name_time_parser
 from app.checks.base import Result, Status
 from app.units import ByteSize, Duration, format_size
 
@@ -72,31 +71,6 @@ _MAX_VERIFIED_PER_RUN = 10
 # How many earlier backups the size plausibility check compares against (their median).
 _SIZE_HISTORY = 3
 _STDERR_LIMIT = 4096
-
-# Built-in name timestamps, tried in order when no name_format is configured.
-_ISO_IN_NAME = re.compile(
-    r"(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})"
-    r"(?:[T_ ](?P<H>\d{2})[:\-]?(?P<M>\d{2})[:\-]?(?P<S>\d{2})(?:[.,](?P<f>\d{1,6}))?"
-    r"(?P<tz>Z|[+\-]\d{2}:?\d{2})?)?"
-)
-_COMPACT_IN_NAME = re.compile(
-    r"(?<!\d)(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[_T\-]?(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})"
-    r"(?P<tz>Z)?(?!\d)"
-)
-_STRPTIME_PIECES = {
-    "Y": r"\d{4}",
-    "y": r"\d{2}",
-    "m": r"\d{1,2}",
-    "d": r"\d{1,2}",
-    "H": r"\d{1,2}",
-    "M": r"\d{1,2}",
-    "S": r"\d{1,2}",
-    "f": r"\d{1,6}",
-    "j": r"\d{1,3}",
-    "z": r"(?:Z|[+\-]\d{2}:?\d{2}(?::?\d{2})?)",
-    "s": r"\d+",
-    "%": "%",
-}
 
 DumpFormat = Literal["custom", "directory", "tar", "plain", "plain.gz", "plain.zst"]
 
@@ -130,24 +104,8 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
         recheck_delay: Duration = 0.5
         pg_restore: str = "pg_restore"
 
-        @field_validator("name_regex")
-        @classmethod
-        def _regex_compiles(cls, value: str | None) -> str | None:
-            if value is not None:
-                try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise ValueError(f"not a valid regular expression: {exc}") from None
-            return value
-
-        @field_validator("name_timezone")
-        @classmethod
-        def _zone_exists(cls, value: str) -> str:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
-            return value
+        _regex = field_validator("name_regex")(check_regex)
+        _zone = field_validator("name_timezone")(check_zone)
 
         @field_validator("pattern")
         @classmethod
@@ -161,7 +119,8 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._verified: dict[_FileKey, _Verification] = {}
-        self._name_parser = _name_parser(self.params)
+        p = self.params
+        self._name_parser = name_time_parser(p.name_format, p.name_regex, p.name_timezone)
 
     async def run(self) -> Result:
         p = self.params
@@ -419,98 +378,6 @@ def _stat_dump(path: Path) -> tuple[int, int] | None:
         return size, mtime_ns
     except OSError:
         return None
-
-
-def _name_parser(params: BackupFilesCheck.Params) -> Callable[[str], datetime | None]:
-    zone = ZoneInfo(params.name_timezone)
-    custom = re.compile(params.name_regex) if params.name_regex else None
-    if params.name_format:
-        fmt = params.name_format
-        finder = custom or re.compile(_format_regex(fmt))
-
-        def by_format(name: str) -> datetime | None:
-            match = finder.search(name)
-            if not match:
-                return None
-            text = _chosen_group(match)
-            try:
-                parsed = datetime.strptime(text, fmt)
-            except ValueError:
-                return None
-            return _aware(parsed, zone)
-
-        return by_format
-
-    def by_default(name: str) -> datetime | None:
-        if custom is not None:
-            match = custom.search(name)
-            return _parse_iso_like(_chosen_group(match), zone) if match else None
-        for pattern in (_COMPACT_IN_NAME, _ISO_IN_NAME):
-            match = pattern.search(name)
-            if match:
-                parsed = _from_parts(match, zone)
-                if parsed is not None:
-                    return parsed
-        return None
-
-    return by_default
-
-
-def _chosen_group(match: re.Match[str]) -> str:
-    if "ts" in match.re.groupindex:
-        return match.group("ts")
-    return match.group(1) if match.re.groups else match.group(0)
-
-
-def _format_regex(fmt: str) -> str:
-    out, i = [], 0
-    while i < len(fmt):
-        if fmt[i] == "%" and i + 1 < len(fmt):
-            out.append(_STRPTIME_PIECES.get(fmt[i + 1], r".+?"))
-            i += 2
-        else:
-            out.append(re.escape(fmt[i]))
-            i += 1
-    return "".join(out)
-
-
-def _parse_iso_like(text: str, zone: ZoneInfo) -> datetime | None:
-    for pattern in (_COMPACT_IN_NAME, _ISO_IN_NAME):
-        match = pattern.fullmatch(text)
-        if match:
-            return _from_parts(match, zone)
-    return None
-
-
-def _from_parts(match: re.Match[str], zone: ZoneInfo) -> datetime | None:
-    parts = match.groupdict()
-    try:
-        moment = datetime(
-            int(parts["Y"]),
-            int(parts["m"]),
-            int(parts["d"]),
-            int(parts.get("H") or 0),
-            int(parts.get("M") or 0),
-            int(parts.get("S") or 0),
-            int((parts.get("f") or "0").ljust(6, "0")),
-        )
-    except ValueError:
-        return None
-    offset = parts.get("tz")
-    if not offset:
-        return _aware(moment, zone)
-    if offset == "Z":
-        return moment.replace(tzinfo=UTC)
-    sign = 1 if offset[0] == "+" else -1
-    digits = offset[1:].replace(":", "")
-    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
-    return (moment - sign * delta).replace(tzinfo=UTC)
-
-
-def _aware(moment: datetime, zone: ZoneInfo) -> datetime:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
 
 
 # --- verification -------------------------------------------------------------------------------
