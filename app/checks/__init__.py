@@ -10,6 +10,7 @@ from app.checks.google_calendar import GoogleCalendarCheck
 from app.checks.http import HttpCheck
 from app.checks.openai import OpenAICheck
 from app.checks.postgres import PostgresCheck
+from app.checks.rds import RdsCheck
 from app.checks.redis import RedisCheck
 from app.checks.s3 import S3Check
 from app.checks.statuspage import StatuspageCheck
@@ -31,4 +32,5 @@ CHECK_TYPES: dict[str, type[Check[Any]]] = {
     "statuspage": StatuspageCheck,
     "backup_files": BackupFilesCheck,
     "s3": S3Check,
+    "rds": RdsCheck,
 }
