@@ -25,6 +25,7 @@ from app.checks.base import Status
 from app.config import Config, ConfigError, Settings, load_config, load_settings
 from app.monitor import Monitor, Snapshot
 from app.runner import run_check
+from app.units import format_duration
 
 EXIT_CODES = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 EXIT_CONFIG = 2
@@ -189,6 +190,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     # The table (or JSON) is the report; state-change lines would only repeat it on stderr.
     logging.getLogger("drwatch.monitor").setLevel(logging.WARNING)
     snapshot = asyncio.run(run_once(config, settings, names=args.names, backups=args.backups_only))
+    if args.backups_only:
+        return _print_backup_status(snapshot, config, settings, json_output=args.json)
     if args.json:
         print(json.dumps(_report(snapshot), indent=2, default=str))
     else:
@@ -227,6 +230,69 @@ async def run_once(
         await asyncio.gather(*(c.close() for c in checks), return_exceptions=True)
         await store.dispose()
     return monitor.snapshot
+
+
+def _print_backup_status(
+    snapshot: Snapshot, config: Config, settings: Settings, *, json_output: bool
+) -> int:
+    from app.backup_status import backup_status
+
+    drills = asyncio.run(_drill_summaries(config, settings))
+    report = backup_status(snapshot, drills)
+    if json_output:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        rows = [("SOURCE", "STATUS", "NEWEST BACKUP", "AGE", "RPO", "VERIFIED")]
+        for source in report["sources"]:
+            age, rpo = source["age_seconds"], source["rpo_seconds"]
+            rows.append(
+                (
+                    source["name"],
+                    source["status"],
+                    source["last_backup_at"] or "-",
+                    format_duration(age) if age is not None else "-",
+                    format_duration(rpo) if rpo is not None else "-",
+                    {True: "yes", False: "FAILED", None: "-"}[source["verified"]],
+                )
+            )
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
+        for source in report["sources"]:
+            if source["status"] != "pass":
+                print(f"\n{source['name']}: {source['output']}")
+        for drill in report["drills"]:
+            run = drill["last_run"]
+            when = run["finished_at"] if run else "never"
+            result = run["status"] if run else "-"
+            print(f"\ndrill {drill['name']}: last run {when} ({result})")
+        print(f"\nverdict: {report['status']}")
+    return EXIT_CODES[Status(report["status"])]
+
+
+async def _drill_summaries(config: Config, settings: Settings) -> list[dict[str, Any]]:
+    from app.store.repository import Store
+
+    store = Store.from_url(settings.state_url, settings.service_id)
+    rows = []
+    try:
+        for spec in config.drills:
+            try:
+                last = await store.last_drill_run(spec.name)
+            except Exception:
+                last = None  # no store (yet): the drill shows as never run from here
+            rows.append(
+                {
+                    "name": spec.name,
+                    "source": spec.source,
+                    "schedule": spec.schedule,
+                    "rto_seconds": spec.rto,
+                    "last_run": last["report"] if last else None,
+                }
+            )
+    finally:
+        await store.dispose()
+    return rows
 
 
 def _report(snapshot: Snapshot) -> dict[str, Any]:

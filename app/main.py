@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import checks, drills, health, metrics
+from app.api import backups, checks, drills, health, metrics
 from app.api.fastpath import HealthFastPath
 from app.config import Config, Settings
 from app.runtime import Runtime, drwatch_version
@@ -39,6 +39,7 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
     app.include_router(checks.router)
     app.include_router(metrics.router)
     app.include_router(drills.router)
+    app.include_router(backups.router)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -45,8 +45,11 @@ class Runtime:
     drills: DrillService
     started_at: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict)
-    # Last successful drill run per drill, as recorded in the store (seeded at start-up).
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Last successful and last finished drill run per drill, as recorded in the store (seeded
+    # at start-up, so /api/backup-status and the metrics survive a restart without store I/O).
     drill_successes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    drill_last_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, config: Config) -> Runtime:
@@ -132,14 +135,39 @@ class Runtime:
             )
         return rows
 
+    def drill_summaries(self) -> list[dict[str, Any]]:
+        """Per drill: its schedule and RTO, whether it runs, its last success and last run."""
+        rows = []
+        for metrics_row in self.drill_metrics():
+            name = metrics_row["name"]
+            spec = self.drills.specs[name]
+            report = self.drills.last_reports.get(name)
+            last_run = report.as_dict() if report else self.drill_last_runs.get(name)
+            success = metrics_row["last_success_at"]
+            rows.append(
+                {
+                    "name": name,
+                    "source": spec.source,
+                    "schedule": spec.schedule,
+                    "rto_seconds": spec.rto,
+                    "running": name in self.drills.running,
+                    "last_success_at": success if success else None,
+                    "last_run": last_run,
+                }
+            )
+        return rows
+
     async def _seed_drill_history(self) -> None:
         for name in self.drills.specs:
             try:
-                row = await self.store.last_successful_drill_run(name)
+                success = await self.store.last_successful_drill_run(name)
+                last = await self.store.last_drill_run(name)
             except Exception:
-                return  # the store is down or not migrated; metrics start from this process
-            if row is not None and row.get("report"):
-                self.drill_successes[name] = row["report"]
+                return  # the store is down or not migrated; history starts from this process
+            if success is not None and success.get("report"):
+                self.drill_successes[name] = success["report"]
+            if last is not None and last.get("report"):
+                self.drill_last_runs[name] = last["report"]
 
     async def start(self, *, run_scheduler: bool = True) -> None:
         if self.settings.migrations_on_start:
