@@ -1,9 +1,9 @@
 """Probe engine benchmark: drwatch's http checks against prometheus-blackbox-exporter.
 
 Part 1 — checks per second against one local target at 50 concurrent checks, side by side in one
-run: drwatch's engine (an aiohttp session per check, the default), the same with a new connection
-per probe (what blackbox does), one session shared by all checks, plain httpx GETs with a client
-per check and with one shared client (the encode/httpx#3215 case), and
+run: drwatch's http checks through the runner (the engine's shared aiohttp pool, connections kept
+alive), the same with a new connection per probe (what blackbox does), plain httpx GETs with a
+client per check and with one shared client (the encode/httpx#3215 case), and
 prometheus-blackbox-exporter's http module driven with concurrent ``GET /probe`` requests. Prints
 each rate, drwatch's RSS, and the ratio drwatch / blackbox (budget >= 1.0).
 
@@ -110,7 +110,6 @@ async def drwatch_worker(
     """Runs ``concurrency`` http checks back to back for ``seconds`` through the runner."""
     if mode.startswith("httpx"):
         return await httpx_worker(target, concurrency, seconds, mode)
-    from app.checks._http import HttpClient
     from app.config import parse_config
     from app.runner import run_check
 
@@ -130,10 +129,6 @@ async def drwatch_worker(
         ]
     }
     checks = [spec.build() for spec in parse_config(document).checks]
-    if mode == "shared-client":
-        shared = HttpClient("target", timeout=5.0, max_connections=concurrency)
-        for check in checks:
-            check._client = shared  # type: ignore[attr-defined]
     counts = {"runs": 0, "passed": 0}
     deadline = time.perf_counter() + seconds
 
@@ -147,7 +142,7 @@ async def drwatch_worker(
     await asyncio.gather(*(loop(c) for c in checks))
     elapsed = time.perf_counter() - started
     rss, peak = rss_mb(os.getpid())
-    for check in checks[:1] if mode == "shared-client" else checks:
+    for check in checks:
         await check.close()
     return {**counts, "elapsed": elapsed, "rss_mb": rss, "peak_rss_mb": peak}
 
@@ -343,9 +338,8 @@ def main() -> int:
             )
             results: dict[str, dict[str, Any]] = {}
             modes = (
-                "per-check-client",
+                "drwatch",
                 "new-connection",
-                "shared-client",
                 "httpx-client-per-check",
                 "httpx-shared-client",
             )
@@ -357,9 +351,8 @@ def main() -> int:
             print()
             print(f"{'engine':<38}{'checks/s':>10}{'passed':>9}{'RSS MB':>9}")
             labels = {
-                "per-check-client": "drwatch, client per check (default)",
+                "drwatch": "drwatch http checks (keep-alive)",
                 "new-connection": "drwatch, new connection per probe",
-                "shared-client": "drwatch, one shared aiohttp session",
                 "httpx-client-per-check": "httpx, client per check (raw GETs)",
                 "httpx-shared-client": "httpx, one shared client (raw GETs)",
                 "blackbox": "prometheus-blackbox-exporter 0.23",
@@ -368,16 +361,12 @@ def main() -> int:
                 rss = f"{figures['rss_mb']:.0f}" if "rss_mb" in figures else "-"
                 share = figures["passed"] / max(figures["runs"], 1)
                 print(f"{labels[mode]:<38}{rate(figures):>10.0f}{share:>9.1%}{rss:>9}")
-            ratio = rate(results["per-check-client"]) / rate(results["blackbox"])
+            ratio = rate(results["drwatch"]) / rate(results["blackbox"])
             print()
             print(f"ratio drwatch / blackbox: {ratio:.2f} (budget >= 1.0)")
             print(
-                "ratio client per check / shared session: "
-                f"{rate(results['per-check-client']) / rate(results['shared-client']):.2f}"
-            )
-            print(
                 "ratio drwatch engine / httpx client per check: "
-                f"{rate(results['per-check-client']) / rate(results['httpx-client-per-check']):.2f}"
+                f"{rate(results['drwatch']) / rate(results['httpx-client-per-check']):.2f}"
             )
             print(
                 "ratio new connection per probe / blackbox: "

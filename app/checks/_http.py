@@ -2,23 +2,24 @@
 
 What it provides:
 
-* one TLS context per trust configuration, shared by every check (building one loads the CA store,
-  which costs milliseconds and memory per copy);
-* one small aiohttp session per check, kept between runs so a check reuses its connection;
-* a process-wide bound on requests in flight, so thousands of checks falling due together cannot
-  open thousands of sockets at once;
+* one TLS context per trust configuration (system store, or a ``ca_file``), built once;
+* one aiohttp session and connection pool per trust configuration and event loop, shared by the
+  checks: each check keeps its own headers, credentials and timeout, and its connection to its
+  host stays open between runs (keep-alive), so a run skips the TCP and TLS handshakes;
+* a process-wide bound on requests in flight (and on connections per host), so thousands of
+  checks falling due together cannot open thousands of sockets at once;
 * the translation of transport errors and HTTP statuses into :class:`CheckFailed` sentences a
   person can act on, with the check's own secrets scrubbed from anything a vendor echoes back.
 
 Why aiohttp and not httpx: httpx (over httpcore and anyio) spends its time in per-request
-bookkeeping that grows with concurrency, and a shared pool scans every connection and queued
-request on each request (encode/httpx#3215). ``bench/probes.py`` measured, with 50 concurrent
-checks against one local target on 2 cores: plain httpx GETs 912/s with a client per check and
-229/s with one shared client, while drwatch's checks on aiohttp ran 7,921/s with a session per
-check and 7,833/s with one shared session; prometheus-blackbox-exporter 0.23 probed the same
-target at 1,449/s. httpx would miss the budget (>= 1x blackbox) either way, so the transport is
-aiohttp. A session per check costs little more than a shared one and isolates checks: a hung
-vendor holds only its own check's connections, and ``close()`` releases exactly one check.
+bookkeeping that grows with concurrency, and its shared pool scans every connection and queued
+request on each request (encode/httpx#3215). ``bench/probes.py``, 50 concurrent checks against one
+local target on 2 cores, in one run: plain httpx GETs 1,716/s with a client per check and 254/s
+with one shared client; drwatch's http checks (runner included) 8,270/s on this engine, 4,262/s
+even with a new connection per probe; prometheus-blackbox-exporter 0.23 2,790/s. httpx would miss
+the budget (>= 1x blackbox) either way. With aiohttp a shared pool was as fast as a session per
+check (ratio 0.99-1.01 in earlier runs) but a session per check cost about 16 KB each (80 MB for
+5,000 checks), hence one shared pool. Cookies are not kept, so checks never see each other's.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ from app.units import format_duration
 # Requests in flight across all checks of the process. High enough that it never throttles a
 # normal configuration, low enough to stay far below the default open-files limit (1024).
 MAX_IN_FLIGHT = 512
-# Connections one check may keep. A check runs one request at a time; the google_calendar check
-# talks to two hosts (token endpoint and API).
-MAX_CONNECTIONS_PER_CHECK = 2
+# Connections to one host:port. Many checks may watch one vendor; a hung host holds at most this
+# many connections, and checks of other hosts are not held up by it.
+MAX_CONNECTIONS_PER_HOST = 100
 USER_AGENT = "drwatch"
 
 P = TypeVar("P", bound=base.Params)
@@ -165,12 +166,39 @@ class HttpResponse:
         return json.loads(self.content)
 
 
+class _SharedSession:
+    """An aiohttp session (and its connection pool) shared by the checks of one event loop that
+    trust the same certificates; closed when the last of those checks closes.
+    """
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        connector = aiohttp.TCPConnector(
+            ssl=tls,
+            limit=MAX_IN_FLIGHT,
+            limit_per_host=MAX_CONNECTIONS_PER_HOST,
+            ttl_dns_cache=60,
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            # Checks must not see each other's cookies.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+        self.users = 0
+
+
+_sessions: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str | None, bool], _SharedSession]
+] = weakref.WeakKeyDictionary()
+
+
 class HttpClient:
-    """One check's HTTP client: its own small pool over the shared TLS context.
+    """One check's HTTP client: its headers, timeout and messages, over the shared session.
 
     ``what`` names the other side in messages ("Twilio", "https://example.com/health").
-    ``secrets`` are scrubbed from any text taken from a response. The session is opened on the
-    first request (it needs the running event loop) and kept until :meth:`aclose`.
+    ``secrets`` are scrubbed from any text taken from a response. The session is joined on the
+    first request (it needs the running event loop); :meth:`aclose` leaves it, and the last check
+    to leave closes it.
     """
 
     def __init__(
@@ -185,7 +213,6 @@ class HttpClient:
         verify: bool = True,
         follow_redirects: bool = False,
         secrets: Sequence[str] = (),
-        max_connections: int = MAX_CONNECTIONS_PER_CHECK,
     ) -> None:
         self.what = what
         self.timeout = timeout
@@ -196,26 +223,22 @@ class HttpClient:
         if auth is not None:
             pair = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             self._headers["Authorization"] = f"Basic {pair}"
-        self._tls = tls_context(str(ca_file) if ca_file else None, verify=verify)
-        self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._trust = (str(ca_file) if ca_file else None, verify)
+        self._tls = tls_context(self._trust[0], verify=verify)
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        self._shared: _SharedSession | None = None
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                ssl=self._tls,
-                limit=self._max_connections,
-                limit_per_host=self._max_connections,
-                ttl_dns_cache=60,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.timeout),
-                trust_env=False,
-                auto_decompress=True,
-            )
-        return self._session
+    def _session(self) -> aiohttp.ClientSession:
+        shared = self._shared
+        if shared is not None and not shared.session.closed:
+            return shared.session
+        by_trust = _sessions.setdefault(asyncio.get_running_loop(), {})
+        shared = by_trust.get(self._trust)
+        if shared is None or shared.session.closed:
+            shared = by_trust[self._trust] = _SharedSession(self._tls)
+        shared.users += 1
+        self._shared = shared
+        return shared.session
 
     def url(self, url: str) -> str:
         return url if "://" in url else f"{self.base_url}{url}"
@@ -232,16 +255,18 @@ class HttpClient:
     ) -> HttpResponse:
         """Send one request and read the whole body. Transport errors become CheckFailed."""
         target = self.url(url)
-        session = self._open()
+        session = self._session()
+        sent_headers = {**self._headers, **headers} if headers else self._headers
         async with _in_flight_limit():
             try:
                 async with session.request(
                     method,
                     target,
                     params=params,
-                    headers=headers,
+                    headers=sent_headers,
                     data=data if data is not None else content,
                     allow_redirects=self.follow_redirects,
+                    timeout=self._timeout,
                 ) as response:
                     expiry = _connection_certificate_expiry(response)
                     body = await response.read()
@@ -256,9 +281,15 @@ class HttpClient:
                 raise self.transport_failure(exc, target) from None
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        shared, self._shared = self._shared, None
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users <= 0 and not shared.session.closed:
+            by_trust = _sessions.get(asyncio.get_running_loop(), {})
+            if by_trust.get(self._trust) is shared:
+                del by_trust[self._trust]
+            await shared.session.close()
 
     # -- messages
 
