@@ -12,6 +12,7 @@ from app.checks.openai import OpenAICheck
 from app.checks.postgres import PostgresCheck
 from app.checks.rds import RdsCheck
 from app.checks.redis import RedisCheck
+from app.checks.render import RenderCheck
 from app.checks.s3 import S3Check
 from app.checks.statuspage import StatuspageCheck
 from app.checks.tls import TlsCheck
@@ -33,4 +34,5 @@ CHECK_TYPES: dict[str, type[Check[Any]]] = {
     "backup_files": BackupFilesCheck,
     "s3": S3Check,
     "rds": RdsCheck,
+    "render": RenderCheck,
 }
