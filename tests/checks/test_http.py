@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,6 +172,27 @@ async def test_it_sends_the_method_and_body(site: Endpoint) -> None:
     )
     assert result.status is Status.PASS, result.output
     assert site.requests[-1].method == "POST"
+
+
+async def test_it_keeps_its_connection_between_runs_until_closed(site: Endpoint) -> None:
+    """Runs reuse one connection (no new handshake); after close() a run opens a new one."""
+    web = check(f"{site.url}/health")
+    try:
+        for _ in range(3):
+            assert (await web.run()).status is Status.PASS
+        assert len({r.peer for r in site.requests}) == 1
+        await web.close()
+        assert (await web.run()).status is Status.PASS
+        assert len({r.peer for r in site.requests}) == 2
+    finally:
+        await web.close()
+
+
+async def test_it_fails_permanently_when_the_ca_file_cannot_be_read(tmp_path: Path) -> None:
+    """A ca_file that is not there is a configuration error naming the file."""
+    missing = tmp_path / "missing-ca.pem"
+    result = await run_once(check("https://127.0.0.1:1/", ca_file=missing))
+    assert_failed(result, str(missing), permanent=True)
 
 
 async def test_it_fails_when_slower_than_the_timeout(site: Endpoint) -> None:

@@ -29,6 +29,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one per connection
 
     @property
     def form(self) -> dict[str, str]:
@@ -170,6 +171,7 @@ def _handler_for(api: FakeApi) -> type[BaseHTTPRequestHandler]:
                 query={k: v[-1] for k, v in parse_qs(parts.query).items()},
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
+                peer=(str(self.client_address[0]), int(self.client_address[1])),
             )
             reply = api.respond(request)
             payload = reply.encode()
