@@ -18,6 +18,7 @@ from app.checks.statuspage import StatuspageCheck
 from app.checks.tls import TlsCheck
 from app.checks.twilio import TwilioCheck
 from app.checks.vapi import VapiCheck
+from app.checks.wal_archive import WalArchiveCheck
 from app.checks.whatsapp import WhatsAppCheck
 
 CHECK_TYPES: dict[str, type[Check[Any]]] = {
@@ -35,4 +36,5 @@ CHECK_TYPES: dict[str, type[Check[Any]]] = {
     "s3": S3Check,
     "rds": RdsCheck,
     "render": RenderCheck,
+    "wal_archive": WalArchiveCheck,
 }
