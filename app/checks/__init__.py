@@ -7,6 +7,7 @@ from typing import Any
 from app.checks.backup_files import BackupFilesCheck
 from app.checks.base import Check
 from app.checks.google_calendar import GoogleCalendarCheck
+from app.checks.heartbeat import HeartbeatCheck
 from app.checks.http import HttpCheck
 from app.checks.openai import OpenAICheck
 from app.checks.postgres import PostgresCheck
@@ -37,4 +38,5 @@ CHECK_TYPES: dict[str, type[Check[Any]]] = {
     "rds": RdsCheck,
     "render": RenderCheck,
     "wal_archive": WalArchiveCheck,
+    "heartbeat": HeartbeatCheck,
 }
