@@ -73,6 +73,7 @@ _SIZE_HISTORY = 3
 _STDERR_LIMIT = 4096
 
 DumpFormat = Literal["custom", "directory", "tar", "plain", "plain.gz", "plain.zst"]
+_CODEC = {"plain.gz": "gzip", "plain.zst": "zstd", "plain": "plain text"}
 
 
 class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
@@ -434,11 +435,8 @@ async def _verify(dump: _Dump, pg_restore: str) -> _Verification:
                 methods.append("full pg_restore read")
         else:
             await asyncio.to_thread(_read_plain, dump.path, fmt, cancel)
-            methods.append(
-                "dump complete marker"
-                if fmt == "plain"
-                else f"{fmt[6:]} stream and dump complete marker"
-            )
+            codec = "" if fmt == "plain" else f"{_CODEC[fmt]} "
+            methods.append(f"full {codec}read and dump complete marker")
     except _Corrupt as exc:
         return _Verification(False, ", ".join(methods), str(exc))
     except OSError as exc:
@@ -499,13 +497,13 @@ def _read_plain(path: Path, fmt: DumpFormat, cancel: threading.Event) -> None:
                         decode = codecs.getincrementaldecoder("utf-8")(errors="strict").decode
                 if decode is not None:
                     decode(chunk, False)
-                tail = (tail + chunk)[-_TAIL_BYTES:]
+                tail = (tail + chunk[-_TAIL_BYTES:])[-_TAIL_BYTES:]
             if decode is not None:
                 decode(b"", True)
         except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise
-            raise _Corrupt(f"a broken {fmt[6:]} stream ({exc})") from None
+            raise _Corrupt(f"a broken {_CODEC[fmt]} stream ({exc})") from None
         except UnicodeDecodeError:
             raise _Corrupt("corrupt: it holds bytes that are not UTF-8 in a UTF8 dump") from None
     if first:

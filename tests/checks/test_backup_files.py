@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import zstandard
+from pydantic import ValidationError
 
 from app.checks.backup_files import BackupFilesCheck
 from app.checks.base import Result, Status
@@ -467,3 +468,21 @@ def alive(pid: int) -> bool:
     # A killed child not yet reaped is a zombie: dead for our purposes.
     status = Path(f"/proc/{pid}/status")
     return status.exists() and "zombie" not in status.read_text()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"name_regex": "backup_(["}, "name_regex"),
+        ({"name_timezone": "Mars/Olympus"}, "name_timezone"),
+        ({"pattern": "/backups/*.sql"}, "pattern"),
+        ({"max_shrink": 1.5}, "max_shrink"),
+    ],
+)
+def test_it_rejects_bad_parameters_at_start_up(
+    tmp_path: Path, params: dict[str, Any], field: str
+) -> None:
+    """Config mistakes are errors naming the field, not failures at the first run."""
+    with pytest.raises(ValidationError) as caught:
+        BackupFilesCheck.Params(path=tmp_path, **params)
+    assert caught.value.errors()[0]["loc"] == (field,)
