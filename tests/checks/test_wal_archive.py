@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,7 @@ def archiving() -> Iterator[tuple[PostgresCluster, Path]]:
     cluster.psql("CREATE TABLE IF NOT EXISTS bookings (id serial PRIMARY KEY, note text)")
     yield cluster, directory
     cluster.destroy()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
