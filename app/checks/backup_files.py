@@ -192,7 +192,8 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
         modified = datetime.fromtimestamp(dump.mtime_ns / 1e9, UTC)
         if now - modified < timedelta(seconds=p.settle):
             return True
-        if p.recheck_delay <= 0:
+        if p.recheck_delay <= 0 or dump.key in self._verified:
+            # Seen with this very size and mtime in an earlier run: it is not growing.
             return False
         await asyncio.sleep(p.recheck_delay)
         again = await asyncio.to_thread(_stat_dump, dump.path)
