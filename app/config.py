@@ -463,7 +463,7 @@ QUICK_START: tuple[tuple[tuple[str, ...], str, str, Criticality, dict[str, str]]
         "degraded",
         {"token": "WHATSAPP_TOKEN", "phone_number_id": "WHATSAPP_PHONE_NUMBER_ID"},
     ),
-    (("BACKUP_DIR",), "backups", "backup_files", "critical", {"path": "BACKUP_DIR"}),
+    (("BACKUP_DIR",), "backups", "backup_files", "degraded", {"path": "BACKUP_DIR"}),
 )
 _QUICK_START_EXTRA: dict[str, dict[str, Any]] = {"backup_files": {"rpo": "24h"}}
 
