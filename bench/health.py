@@ -116,7 +116,8 @@ def main() -> None:
                 f"  - {{name: db-{i}, type: postgres, interval: 5s, params: {{dsn: '{pg.dsn}'}}}}\n"
             )
             normal.append(
-                f"  - {{name: cache-{i}, type: redis, interval: 5s, params: {{url: '{redis.url}'}}}}\n"
+                f"  - {{name: cache-{i}, type: redis, interval: 5s, "
+                f"params: {{url: '{redis.url}'}}}}\n"
             )
         hanging = [
             f"  - {{name: hang-{i}, type: postgres, criticality: info, interval: 10s, "
