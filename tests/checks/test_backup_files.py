@@ -19,20 +19,10 @@ from pydantic import ValidationError
 
 from app.checks.backup_files import BackupFilesCheck
 from app.checks.base import Result, Status
+from tests.checks.backup_contract import BACKUP_KEYS
 from tests.fakes.runs import assert_failed, run_once
 from tests.servers import PG_BIN, PostgresCluster
 
-BACKUP_KEYS = {
-    "last_backup_at",
-    "age_seconds",
-    "rpo_seconds",
-    "within_rpo",
-    "size_bytes",
-    "location",
-    "verified",
-    "verified_by",
-    "bad_files",
-}
 DATABASE = "drwatch_backup_files"
 
 

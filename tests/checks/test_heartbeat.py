@@ -15,20 +15,10 @@ from app.checks.base import CheckContext, Result, Status
 from app.checks.heartbeat import HeartbeatCheck
 from app.store.db import upgrade
 from app.store.repository import HeartbeatEvent, Store
+from tests.checks.backup_contract import BACKUP_KEYS
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 
 TOKEN = "hb-token-4f2a9c7e1b3d5f60"
-BACKUP_KEYS = {
-    "last_backup_at",
-    "age_seconds",
-    "rpo_seconds",
-    "within_rpo",
-    "size_bytes",
-    "location",
-    "verified",
-    "verified_by",
-    "bad_files",
-}
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,9 @@ import pytest
 
 from app.checks.base import Result, Status
 from app.checks.rds import RdsCheck
+from tests.checks.backup_contract import BACKUP_KEYS
 from tests.fakes.rds_api import AWS_ENV, FakeRds, Instance, MotoServer, Snapshot
 from tests.fakes.runs import assert_failed, run_once
-
-BACKUP_KEYS = {
-    "last_backup_at",
-    "age_seconds",
-    "rpo_seconds",
-    "within_rpo",
-    "size_bytes",
-    "location",
-    "verified",
-    "verified_by",
-    "bad_files",
-}
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,12 @@ import pytest
 
 from app.checks.base import Result, Status
 from app.checks.render import RenderCheck
+from tests.checks.backup_contract import BACKUP_KEYS
 from tests.fakes.base import Fault
 from tests.fakes.render_api import Database, Export, FakeRender
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 
 KEY = "rnd_Zx8kQm2Lw9PvT4sYc7Hn1Bd6Fg3Jr5Ua"
-BACKUP_KEYS = {
-    "last_backup_at",
-    "age_seconds",
-    "rpo_seconds",
-    "within_rpo",
-    "size_bytes",
-    "location",
-    "verified",
-    "verified_by",
-    "bad_files",
-}
 SIGNED = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 

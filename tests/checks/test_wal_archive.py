@@ -15,21 +15,11 @@ import pytest
 
 from app.checks.base import Result, Status
 from app.checks.wal_archive import WalArchiveCheck
+from tests.checks.backup_contract import BACKUP_KEYS as BACKUP_CONTRACT
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.servers import PostgresCluster
 
-BACKUP_KEYS = {
-    "last_backup_at",
-    "age_seconds",
-    "rpo_seconds",
-    "within_rpo",
-    "size_bytes",
-    "location",
-    "verified",
-    "verified_by",
-    "bad_files",
-    "wal_archive_age_seconds",
-}
+BACKUP_KEYS = BACKUP_CONTRACT | {"wal_archive_age_seconds"}
 
 
 def archive_dir() -> Path:
