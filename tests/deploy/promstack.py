@@ -316,7 +316,7 @@ class WebhookReceiver:
                 labels = alert.get("labels", {})
                 shown = ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "alertname")
                 lines.append(
-                    f"  +{notification.arrived - since:7.1f}s {alert.get('status')} "
+                    f"  {notification.arrived - since:+8.1f}s {alert.get('status')} "
                     f"{labels.get('alertname')} {{{shown}}}"
                 )
         return "\n".join(lines) or "  (none)"

@@ -377,6 +377,7 @@ def test_stopped_redis_and_a_stale_backup_reach_the_receiver_and_resolve(
             )
             record_property(f"{e.alertname}_fire_seconds", round(to_fire, 1))
             record_property(f"{e.alertname}_resolve_seconds", round(to_resolve, 1))
+        lines.append(f"Every notification (seconds from the fault):\n{receiver.summary(fault)}")
         print("\n" + "\n".join(lines))
 
         # What on-call reads names the failing dependency.
