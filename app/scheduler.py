@@ -50,12 +50,16 @@ class Scheduler:
         checks: Iterable[Check[Any]],
         intervals: dict[str, float],
         *,
-        first_round_spread: float = 1.0,
+        first_round_spread: float | None = None,
     ) -> None:
         self.monitor = monitor
         self.checks = {c.name: c for c in checks}
         self.intervals = intervals
-        self.first_round_spread = first_round_spread
+        # Spread the first round over up to a second (1 ms per check), so 5,000 checks do not
+        # start in one burst while 20 checks still all report within milliseconds of start-up.
+        self.first_round_spread = (
+            min(1.0, 0.001 * len(self.checks)) if first_round_spread is None else first_round_spread
+        )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.last_tick = time.monotonic()
         self.overruns: Counter[str] = Counter()
@@ -70,8 +74,7 @@ class Scheduler:
         now = datetime.now(UTC)
         for name, check in self.checks.items():
             interval = self.intervals[name]
-            # Spread the first round over a second so 5,000 checks do not start in one burst,
-            # and jitter every later run by up to 10 % of the interval (at most 5 s).
+            # Jitter every run after the first by up to 10 % of the interval (at most 5 s).
             first = now + timedelta(seconds=random.uniform(0, self.first_round_spread))  # noqa: S311
             self.scheduler.add_job(
                 self._run,
