@@ -35,6 +35,7 @@ from app.drills import (
     render_report,
     run_drill,
 )
+from tests.credentials import fake_aws_credentials
 from tests.servers import PG_BIN, PostgresCluster, ThreadedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -676,13 +677,15 @@ def s3(dumps: Dumps) -> Iterator[Callable[[], Any]]:
     server = ThreadedServer(ThreadingHTTPServer(("127.0.0.1", 0), FakeS3))
     port = server.server.server_address[1]  # type: ignore[attr-defined]
 
+    credentials = fake_aws_credentials()
+
     def client() -> Any:
         return boto3.client(
             "s3",
             endpoint_url=f"http://127.0.0.1:{port}",
             region_name="us-east-1",
-            aws_access_key_id="AKIAEXAMPLEKEY000000",
-            aws_secret_access_key="example-secret-access-key",
+            aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
 

@@ -9,12 +9,13 @@ import pytest
 
 from app.checks.base import Status
 from app.checks.openai import OpenAICheck
+from tests.credentials import fake_secret
 from tests.fakes.base import Fault
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.servers import black_hole, refused_port
 
-KEY = "sk-proj-drwatchtest0123456789abcdefABCDEF"
+KEY = fake_secret("sk-proj-", 40)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ async def test_it_lists_models_when_no_model_is_configured(openai: FakeOpenAI) -
 
 async def test_it_fails_permanently_when_the_key_is_wrong(openai: FakeOpenAI) -> None:
     """401 is permanent, and the echoed key never reaches the output."""
-    wrong = "sk-proj-wrongwrongwrong9876543210"
+    wrong = fake_secret("sk-proj-", 40)
     result = await run_once(check(openai.url, key=wrong))
     assert_failed(result, "rejected", "401", permanent=True)
     assert_secret_absent(result, wrong, KEY)

@@ -11,11 +11,12 @@ import pytest
 from app.checks.base import Result, Status
 from app.checks.render import RenderCheck
 from tests.checks.backup_contract import BACKUP_KEYS
+from tests.credentials import fake_secret
 from tests.fakes.base import Fault
 from tests.fakes.render_api import Database, Export, FakeRender
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 
-KEY = "rnd_Zx8kQm2Lw9PvT4sYc7Hn1Bd6Fg3Jr5Ua"
+KEY = fake_secret("rnd_", 32)
 SIGNED = "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 
@@ -148,7 +149,7 @@ async def test_it_uses_point_in_time_recovery_as_the_recovery_point_without_expo
 async def test_it_fails_permanently_on_a_bad_api_key(render: FakeRender) -> None:
     """A rejected key is permanent and never shown."""
     render.add(Database("dpg-shop", starts_at=ago(24)))
-    wrong = "rnd_WrongKeyWrongKeyWrongKey000000"
+    wrong = fake_secret("rnd_", 32)
     result = await run(check(render, key=wrong))
     assert_failed(result, "rejected", permanent=True)
     assert_secret_absent(result, wrong)

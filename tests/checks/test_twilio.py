@@ -9,13 +9,14 @@ import pytest
 
 from app.checks.base import Status
 from app.checks.twilio import TwilioCheck
+from tests.credentials import fake_secret
 from tests.fakes.base import Fault
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.fakes.twilio import Account, FakeTwilio
 from tests.servers import black_hole, refused_port
 
 SID = "AC" + "1f" * 16
-TOKEN = "twilio-auth-token-8c1d2e3f4a5b6c7d"
+TOKEN = fake_secret(length=32, alphabet="0123456789abcdef")
 SUSPENDED_SID = "AC" + "2e" * 16
 LOW_SID = "AC" + "3d" * 16
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.fakes.vapi import FakeVapi
 from tests.servers import black_hole, refused_port
 
-KEY = "vapi-private-1b2c3d4e-5f60-4a1b-9c8d-7e6f5a4b3c2d"
+KEY = str(uuid.uuid4())
 ASSISTANT = "5b0a9d3c-1e2f-4a5b-8c7d-6e5f4a3b2c1d"
 PHONE = "0d1c2b3a-4f5e-4d6c-9b8a-7f6e5d4c3b2a"
 BLOCKED_PHONE = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"

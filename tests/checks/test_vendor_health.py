@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.checks.base import Status
+from tests.credentials import fake_secret
 from tests.fakes.base import Fault
 from tests.fakes.endpoint import Endpoint
 from tests.fakes.openai import FakeOpenAI
@@ -16,8 +17,8 @@ from tests.fakes.twilio import Account, FakeTwilio
 from tests.harness import running_app, settings_for
 
 SID = "AC" + "4c" * 16
-TOKEN = "twilio-health-token-0a1b2c3d4e"
-KEY = "sk-proj-healthtest-0123456789abcdef"
+TOKEN = fake_secret(length=32, alphabet="0123456789abcdef")
+KEY = fake_secret("sk-proj-", 40)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ async def test_a_degraded_vendor_failing_leaves_health_at_200_warn(
     """
     endpoint, openai, twilio = servers
     twilio.inject(Fault(status=503))
-    wrong_key = "sk-proj-revoked-9876543210fedcba"
+    wrong_key = fake_secret("sk-proj-", 40)
     config = {
         "checks": [
             _check("app", "http", {"url": f"{endpoint.url}/health"}),

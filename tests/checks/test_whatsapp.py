@@ -9,12 +9,13 @@ import pytest
 
 from app.checks.base import Status
 from app.checks.whatsapp import WhatsAppCheck
+from tests.credentials import fake_secret
 from tests.fakes.base import Fault
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.fakes.whatsapp import VERSION, FakeWhatsApp
 from tests.servers import black_hole, refused_port
 
-TOKEN = "EAAGm0PX4ZCpsBAdrwatchTestToken0123456789"
+TOKEN = fake_secret("EAAG", 40)
 NUMBER = "106540352242922"
 FLAGGED = "106540352242923"
 RED = "106540352242924"
@@ -84,7 +85,7 @@ async def test_it_fails_when_the_number_is_flagged_or_disconnected(
 
 async def test_it_fails_permanently_when_the_token_is_invalid(graph: FakeWhatsApp) -> None:
     """Graph error 190 is permanent and the token stays out of the message."""
-    wrong = "EAAGwrongwrongwrongwrong0000000000"
+    wrong = fake_secret("EAAG", 40)
     result = await run_once(check(graph.url, token=wrong))
     assert_failed(result, "access token", permanent=True)
     assert_secret_absent(result, wrong, TOKEN)

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from tests.credentials import fake_aws_credentials
 from tests.fakes.base import FakeApi, Reply, Request
 from tests.servers import free_port, wait_for_port
 
@@ -25,8 +26,7 @@ ACCOUNT = "123456789012"
 
 # Credentials moto accepts; tests put them in the environment, as the AWS chain reads them.
 AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    **fake_aws_credentials(),
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
