@@ -44,7 +44,6 @@ class Runtime:
     version: str
     drills: DrillService
     started_at: float = field(default_factory=time.time)
-    extras: dict[str, Any] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     # Last successful and last finished drill run per drill, as recorded in the store (seeded
     # at start-up, so /api/backup-status and the metrics survive a restart without store I/O).
@@ -98,7 +97,6 @@ class Runtime:
             version=version,
             drills=drills,
         )
-        runtime.extras["drills"] = drills
         runtime.registry = build_registry(
             MetricSources(
                 snapshot=lambda: monitor.snapshot,

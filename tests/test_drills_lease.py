@@ -17,7 +17,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.api import drills as drills_api
 from app.config import parse_config
 from app.drills import BackupRef, DrillService, DrillSpec
 from app.main import create_app
@@ -146,7 +145,6 @@ async def drill_app(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, DrillService]]:
     settings = settings_for(tmp_path, admin_token=ADMIN_TOKEN)
     app: FastAPI = create_app(settings, parse_config({"checks": []}), run_scheduler=False)
-    app.include_router(drills_api.router)
     async with app.router.lifespan_context(app):
         runtime: Runtime = app.state.runtime
         service = DrillService(
@@ -155,7 +153,7 @@ async def drill_app(
             "replica-test",
             backups,
         )
-        runtime.extras["drills"] = service
+        runtime.drills = service
         transport = httpx.ASGITransport(app=app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://drwatch") as client:

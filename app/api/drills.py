@@ -12,17 +12,17 @@ from app.drills import DrillBusy, DrillService
 router = APIRouter(prefix="/api/drills", tags=["drills"])
 
 
-def get_drills(request: Request) -> DrillService | None:
-    """The runtime's DrillService (``runtime.extras["drills"]``), None when no drill is set up."""
-    service: DrillService | None = request.app.state.runtime.extras.get("drills")
+async def get_drills(request: Request) -> DrillService:
+    """The runtime's DrillService (it has no specs when no drill is configured)."""
+    service: DrillService = request.app.state.runtime.drills
     return service
 
 
-DrillsDep = Annotated[DrillService | None, Depends(get_drills)]
+DrillsDep = Annotated[DrillService, Depends(get_drills)]
 
 
-def _known(drills: DrillService | None, name: str) -> DrillService:
-    if drills is None or name not in drills.specs:
+def _known(drills: DrillService, name: str) -> DrillService:
+    if name not in drills.specs:
         raise HTTPException(404, f"No restore drill named {name!r}.")
     return drills
 
