@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from fastapi import FastAPI
 from app.config import Config, Settings, parse_config
 from app.main import create_app
 from app.runtime import Runtime
+from tests.polling import eventually
 
 
 @dataclass
@@ -28,11 +28,7 @@ class RunningApp:
         return runtime
 
     async def wait_until(self, predicate: Any, timeout: float = 15.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not predicate():
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.05)
+        await eventually(predicate, timeout)
 
     async def wait_ready(self, timeout: float = 15.0) -> None:
         """Until every check (not only the critical ones) has a first result."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -17,6 +15,7 @@ from app.checks.base import Check, Status
 from app.checks.postgres import PostgresCheck
 from app.config import ConfigError, parse_config
 from app.runner import run_check
+from tests.polling import eventually, wait_until
 from tests.servers import PostgresCluster, black_hole, refused_port
 
 
@@ -41,23 +40,6 @@ def build(params: dict[str, Any], *, timeout: str = "5s") -> Check[Any]:
         {"checks": [{"name": "db", "type": "postgres", "timeout": timeout, "params": params}]}
     )
     return config.checks[0].build()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.05)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait until ``condition()`` holds, letting the event loop run in between."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
 
 
 async def wait_for_replay(primary: PostgresCluster, replica: PostgresCluster) -> None:

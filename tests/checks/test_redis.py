@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import shutil
 import subprocess
 import tempfile
-import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from app.checks.base import Check, Status
 from app.checks.redis import RedisCheck
 from app.config import ConfigError, parse_config
 from app.runner import run_check
+from tests.polling import eventually, wait_until
 from tests.servers import RedisServer, black_hole, free_port, refused_port
 
 # Redis waits 5 s by default before a diskless full sync, in case more replicas arrive.
@@ -29,23 +28,6 @@ FAST_SYNC = ("--repl-diskless-sync-delay", "0")
 def replication_info(server: RedisServer) -> dict[str, str]:
     lines = server.cli("INFO", "replication").splitlines()
     return dict(line.split(":", 1) for line in lines if ":" in line)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.05)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait until ``condition()`` holds, letting the event loop run in between."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
