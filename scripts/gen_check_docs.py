@@ -36,7 +36,9 @@ README = ROOT / "README.md"
 PARAMS_REGION = re.compile(
     r"(<!-- params:(?P<type>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /params:(?P=type) -->)", re.DOTALL
 )
-TYPES_REGION = re.compile(r"(<!-- check-types -->\n)(?P<body>.*?)(<!-- /check-types -->)", re.DOTALL)
+TYPES_REGION = re.compile(
+    r"(<!-- check-types -->\n)(?P<body>.*?)(<!-- /check-types -->)", re.DOTALL
+)
 # The hand-written table of docs/checks.md: the lines that follow this heading and start with '|'.
 TYPE_TABLE_HEADING = "## Check types at a glance"
 # Columns of the docs/checks.md table that README.md repeats.
@@ -50,7 +52,8 @@ def _check_classes() -> dict[str, type]:
     registry resolves lazily; both are accepted so this script does not depend on which one the
     registry holds.
     """
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     registry = importlib.import_module("app.checks").CHECK_TYPES
     classes: dict[str, type] = {}
     for name, value in registry.items():
@@ -191,10 +194,7 @@ def _default(field: Any) -> str:
     hint = _hint(field, "doc_default")
     if hint is not None:
         return f"`{hint}`"
-    if field.default_factory is not None:
-        value = field.default_factory()
-    else:
-        value = field.default
+    value = field.default_factory() if field.default_factory is not None else field.default
     if value is None:
         return "none"
     _, inner = _unwrap(_without_none(field.annotation))
@@ -318,7 +318,9 @@ def render(classes: dict[str, type]) -> tuple[dict[Path, str], list[str]]:
     problems = table_problems(checks_doc, classes)
     documented = {m.group("type") for m in PARAMS_REGION.finditer(checks_doc)}
     problems += [
-        f"docs/checks.md: no <!-- params:{name} --> region" for name in classes if name not in documented
+        f"docs/checks.md: no <!-- params:{name} --> region"
+        for name in classes
+        if name not in documented
     ]
     problems += [
         f"docs/checks.md: a params region for {name!r}, which is not a check type"
