@@ -112,7 +112,9 @@ def _type_name(annotation: Any, metadata: list[Any]) -> str:
     if origin in (list, tuple, set, frozenset):
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             return "[" + ", ".join(_type_name(a, []) for a in args) + "]"
-        return f"list of {_type_name(args[0], []) if args else 'values'}"
+        item = _type_name(args[0], []) if args else "value"
+        # "list of strings", but "list of [integer, integer]" stays as it is.
+        return f"list of {item}s" if item in _BASIC_NAMES.values() else f"list of {item}"
     if origin is dict:
         return f"map of {_type_name(args[0], [])} to {_type_name(args[1], [])}"
     if annotation is typing.Any:
