@@ -2,8 +2,8 @@
 
 promtool checks the rule files and runs their unit tests (helm/drwatch/rules/tests); these tests
 also hold every alert to the shape on-call needs (severity, summary, a description, a runbook link
-that exists in the README) and every alert's unit tests to three cases: it fires when it should,
-it does not fire before its ``for:``, and it stays quiet when it should.
+to an entry that exists in docs/runbook.md) and every alert's unit tests to three cases: it fires
+when it should, it does not fire before its ``for:``, and it stays quiet when it should.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.deploy import CHART, REPO, RULES, require_tool
 RULE_FILES = sorted(RULES.glob("*.yaml"))
 UNIT_TEST_FILES = sorted((RULES / "tests").glob("*.yaml"))
 ALERTMANAGER_EXAMPLE = CHART / "alertmanager-example.yaml"
-RUNBOOK_BASE = "https://github.com/drwatch/drwatch/blob/main/README.md#"
+RUNBOOK_BASE = "https://github.com/drwatch/drwatch/blob/main/docs/runbook.md#"
 SEVERITIES = {"critical", "warning", "none"}
 
 
@@ -147,7 +147,7 @@ def test_the_alerts_are_the_ones_drwatch_documents() -> None:
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: f"{r['alert']}-{r['labels']}")
 def test_every_alert_tells_on_call_what_to_do(rule: dict[str, Any]) -> None:
-    """Each alert has a severity, a summary, a description and a link to its README runbook."""
+    """Each alert has a severity, a summary, a description and a link to its runbook entry."""
     assert rule["labels"]["severity"] in SEVERITIES
     annotations = rule["annotations"]
     assert set(annotations) == {"summary", "description", "runbook_url"}
@@ -156,17 +156,15 @@ def test_every_alert_tells_on_call_what_to_do(rule: dict[str, Any]) -> None:
     assert annotations["runbook_url"] == RUNBOOK_BASE + rule["alert"].lower()
 
 
-def test_every_runbook_link_has_an_entry_in_the_readme() -> None:
-    """Every alert's runbook anchor is a heading in the README's alerts section."""
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("<!-- section:alerts -->")
-    section = readme[start : readme.index("<!-- /section:alerts -->", start)]
+def test_every_runbook_link_has_an_entry_in_the_runbook() -> None:
+    """Every alert's runbook anchor is a heading in docs/runbook.md."""
+    section = (REPO / "docs" / "runbook.md").read_text()
     headings = {
         re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
         for h in re.findall(r"^#{2,6} (.+)$", section, flags=re.MULTILINE)
     }
     missing = [name for name in alert_names() if name.lower() not in headings]
-    assert not missing, f"README runbook entries missing for {missing}"
+    assert not missing, f"docs/runbook.md entries missing for {missing}"
 
 
 def test_keep_firing_for_is_set_where_a_flapping_condition_would_refire() -> None:
