@@ -23,8 +23,9 @@ from typing import Any
 from app import logs
 from app.checks.base import Status
 from app.config import Config, ConfigError, Settings, load_config, load_settings
-from app.monitor import Monitor, Snapshot
+from app.monitor import Snapshot
 from app.runner import run_check
+from app.runtime import Runtime
 from app.units import format_duration
 
 EXIT_CODES = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
@@ -203,33 +204,19 @@ async def run_once(
     config: Config, settings: Settings, *, names: Sequence[str] = (), backups: bool = False
 ) -> Snapshot:
     """Run the selected checks once, concurrently, and return the resulting snapshot."""
-    from app.checks.base import CheckContext
-    from app.store.repository import Store
-
-    selected = [
-        c
-        for c in config.checks
-        if (not names or c.name in names) and (not backups or c.check_class.is_backup_source)
-    ]
     unknown = sorted(set(names) - {c.name for c in config.checks})
     if unknown:
         raise ConfigError([("names", f"no check named {n!r}") for n in unknown], "command line")
-    store = Store.from_url(settings.state_url, settings.service_id)
-    context = CheckContext(store=store, service_id=settings.service_id)
-    monitor = Monitor(selected, service_id=settings.service_id)
-    checks = [c.build(context) for c in selected]
-    limit = asyncio.Semaphore(_MAX_PARALLEL)
-
-    async def one(check: Any) -> None:
-        async with limit:
-            monitor.record(check.name, await run_check(check))
-
+    selected = config.only(
+        c.name
+        for c in config.checks
+        if (not names or c.name in names) and (not backups or c.check_class.is_backup_source)
+    )
+    runtime = Runtime.build(settings, selected, serve=False)
     try:
-        await asyncio.gather(*(one(c) for c in checks))
+        return await runtime.run_checks(runtime.checks, parallel=_MAX_PARALLEL)
     finally:
-        await asyncio.gather(*(c.close() for c in checks), return_exceptions=True)
-        await store.dispose()
-    return monitor.snapshot
+        await runtime.stop()
 
 
 def _print_backup_status(

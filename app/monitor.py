@@ -17,14 +17,12 @@ the monitor counts checks per (criticality, effective status) instead of rescann
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -116,82 +114,11 @@ class Snapshot:
     generated_at: datetime
     service_id: str
     version: str
-
-    @cached_property
-    def public_health_body(self) -> bytes:
-        """The /health body for callers without the details token (status first)."""
-        return _dumps(
-            {
-                "status": self.status.value,
-                "version": self.version,
-                "serviceId": self.service_id,
-                "description": "drwatch health verdict",
-            }
-        )
-
-    @cached_property
-    def detailed_health_body(self) -> bytes:
-        checks: dict[str, list[dict[str, Any]]] = {}
-        for state in self.checks.values():
-            checks[state.name] = [health_check_entry(state)]
-        return _dumps(
-            {
-                "status": self.status.value,
-                "version": self.version,
-                "serviceId": self.service_id,
-                "description": "drwatch health verdict",
-                "checks": checks,
-            }
-        )
-
-    def verbose_text(self, *, outputs: bool) -> str:
-        lines = []
-        for state in self.checks.values():
-            effective = state.effective
-            mark, word = {
-                Status.PASS: ("+", "ok"),
-                Status.WARN: ("!", "warn"),
-                Status.FAIL: ("-", "failed"),
-                None: ("?", PENDING),
-            }[effective]
-            line = f"[{mark}]{state.name} {word}"
-            if outputs and effective is not Status.PASS:
-                line += f": {state.output}"
-            lines.append(line)
-        verdict = {
-            Status.PASS: "passed",
-            Status.WARN: "passed with warnings",
-            Status.FAIL: "failed",
-        }
-        lines.append(f"health check {verdict[self.status]}")
-        return "\n".join(lines) + "\n"
+    # Renderings of this snapshot (app/api/render.py), made once and served as bytes.
+    rendered: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def backup_sources(self) -> list[CheckState]:
         return [s for s in self.checks.values() if s.config.check_class.is_backup_source]
-
-
-def health_check_entry(state: CheckState) -> dict[str, Any]:
-    """One check in the application/health+json ``checks`` map."""
-    result = state.last_result
-    effective = state.effective
-    entry: dict[str, Any] = {
-        "componentId": state.name,
-        "componentType": state.config.type,
-        "status": effective.value if effective else Status.FAIL.value,
-        "affectsVerdict": state.config.criticality,
-        "output": state.output,
-        "time": result.time.isoformat() if result else None,
-    }
-    if result is not None and result.observed_value is not None:
-        entry["observedValue"] = result.observed_value
-        entry["observedUnit"] = result.observed_unit
-    if state.since is not None:
-        entry["since"] = state.since.isoformat()
-    return entry
-
-
-def _dumps(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), default=str).encode()
 
 
 TransitionSink = Callable[[Transition], None]
