@@ -147,10 +147,20 @@ class Monitor:
         self._pending_critical = sum(
             1 for s in self._states.values() if s.config.criticality == "critical"
         )
+        # The earliest moment a check may turn stale. Staleness is judged when the snapshot is
+        # read, not by a scheduler job: a scheduler that stopped must not freeze the verdict.
+        # Results only move deadlines later, so this may be early (never late); an early one
+        # costs one O(checks) pass in tick() that finds the true next deadline.
+        self._next_stale_at = self._started + STALE_FACTOR * min(
+            (s.config.interval for s in self._states.values()), default=float("inf")
+        )
         self._snapshot = self._build_snapshot()
 
     @property
     def snapshot(self) -> Snapshot:
+        """The current snapshot, with checks past their staleness deadline marked stale."""
+        if time.time() > self._next_stale_at:
+            self.tick()
         return self._snapshot
 
     def state(self, name: str) -> CheckState:
@@ -160,6 +170,8 @@ class Monitor:
         """Feed one result into the state machine of check ``name`` and publish a snapshot."""
         old = self._states[name]
         new = advance(old, result)
+        deadline = result.time.timestamp() + STALE_FACTOR * new.config.interval
+        self._next_stale_at = min(self._next_stale_at, deadline)
         self._replace(old, new, result.time)
         return new
 
@@ -167,13 +179,18 @@ class Monitor:
         """Mark checks stale whose last result (or start-up) is older than 3 x interval."""
         now = time.time() if now is None else now
         changed = False
+        next_stale_at = float("inf")
         for old in list(self._states.values()):
             reference = old.last_result.time.timestamp() if old.last_result else self._started
-            stale = now - reference > STALE_FACTOR * old.config.interval
+            deadline = reference + STALE_FACTOR * old.config.interval
+            stale = now > deadline
+            if not stale:
+                next_stale_at = min(next_stale_at, deadline)
             if stale != old.stale:
                 at = datetime.fromtimestamp(now, UTC)
                 self._replace(old, replace(old, stale=stale), at, publish=False)
                 changed = True
+        self._next_stale_at = next_stale_at
         if changed:
             self._snapshot = self._build_snapshot()
 
