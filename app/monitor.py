@@ -67,6 +67,21 @@ class CheckState:
         return self.effective or Status.FAIL
 
     @property
+    def damping(self) -> str | None:
+        """What flap damping is holding back, or None: the latest run disagrees with the state.
+
+        While a failing check recovers its latest output is a passing one (and the other way
+        round), so a reader needs this to make sense of a ``fail`` next to a passing sentence.
+        """
+        if self.stale or self.status is None or self.last_result is None:
+            return None
+        if self.status is Status.FAIL and self.last_result.status is not Status.FAIL:
+            return f"recovering: {self.consecutive_ok} of {self.config.rise} passing runs"
+        if self.status is not Status.FAIL and self.last_result.status is Status.FAIL:
+            return f"failing: {self.consecutive_fail} of {self.config.fall} failing runs"
+        return None
+
+    @property
     def output(self) -> str:
         if self.stale:
             age = (
@@ -96,6 +111,7 @@ class CheckState:
         }
         if details:
             data["output"] = self.output
+            data["damping"] = self.damping
             data["stale"] = self.stale
             data["consecutive_failures"] = self.consecutive_fail
             data["consecutive_successes"] = self.consecutive_ok

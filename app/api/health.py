@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 
-from app.api.deps import RuntimeDep, SnapshotDep, wants_details
+from app.api.deps import RuntimeDep, SnapshotDep, details_hint, wants_details
 from app.api.render import (
     detailed_health_body,
     health_check_entry,
@@ -42,7 +42,7 @@ async def health(
     details = wants_details(runtime, authorization)
     code = _code(snapshot.status)
     if "verbose" in request.query_params:
-        text = verbose_text(snapshot, outputs=details)
+        text = verbose_text(snapshot, outputs=details, hint=details_hint(runtime))
         return Response(text, code, NO_STORE, media_type="text/plain; charset=utf-8")
     body = detailed_health_body(snapshot) if details else public_health_body(snapshot)
     return Response(body, code, NO_STORE, media_type=HEALTH_JSON)

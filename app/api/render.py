@@ -62,16 +62,31 @@ _VERDICT_WORDS = {
 }
 
 
-def verbose_text(snapshot: Snapshot, *, outputs: bool) -> str:
-    """``[+]name ok`` lines (Kubernetes' style), with outputs of non-passing checks if allowed."""
+def verbose_text(snapshot: Snapshot, *, outputs: bool, hint: str = "") -> str:
+    """``[+]name ok`` lines (Kubernetes' style), with outputs of non-passing checks if allowed.
+
+    A check held back by flap damping says so (``[-]openai failed (recovering: 1 of 2 passing
+    runs): ...``), so a passing sentence never stands unexplained next to ``failed``. ``hint``
+    ends the text when outputs are withheld: how to see them.
+    """
     lines = []
+    withheld = False
     for state in snapshot.checks.values():
         effective = state.effective
         mark, word = _MARKS[effective]
         line = f"[{mark}]{state.name} {word}"
-        if outputs and effective is not Status.PASS:
-            line += f": {state.output}"
+        damping = state.damping
+        if damping:
+            line += f" ({damping})"
+        if effective is not Status.PASS or damping:
+            if outputs:
+                line += f": {state.output}"
+            else:
+                withheld = True
         lines.append(line)
+    if withheld and hint:
+        lines.append(hint)
+    # The verdict stays the last line, as in Kubernetes' /healthz?verbose.
     lines.append(f"health check {_VERDICT_WORDS[snapshot.status]}")
     return "\n".join(lines) + "\n"
 
