@@ -1,7 +1,9 @@
 """The ``drwatch`` command.
 
     drwatch serve                 run the service (uvicorn)
-    drwatch check [--json]        run every check once; exit 0 pass, 1 warn, 2 fail
+    drwatch check [--json] [NAME ...]
+                                  run every (or the named) check once; exit 0 pass, 1 warn,
+                                  2 fail, 64 an unknown check name
     drwatch backup-status [--json] run the backup sources once; same exit codes
     drwatch drill run NAME        run a restore drill now; exit 0 pass, 1 fail, 3 running elsewhere
     drwatch config validate       validate the configuration; exit 2 when invalid
@@ -30,6 +32,9 @@ from app.units import format_duration
 
 EXIT_CODES = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 EXIT_CONFIG = 2
+# sysexits.h EX_USAGE: the command line itself is wrong (an unknown check name), which must not
+# read as a failing verdict (2) to a cron job or a DR script.
+EXIT_USAGE = 64
 _MAX_PARALLEL = 50
 
 
@@ -188,6 +193,12 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
+    unknown = [n for n in args.names if config.check(n) is None]
+    if unknown:
+        known = ", ".join(c.name for c in config.checks) or "none configured"
+        for name in unknown:
+            print(f"drwatch check: no check named {name!r} (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
     # The table (or JSON) is the report; state-change lines would only repeat it on stderr.
     logging.getLogger("drwatch.monitor").setLevel(logging.WARNING)
     snapshot = asyncio.run(run_once(config, settings, names=args.names, backups=args.backups_only))
