@@ -1,7 +1,9 @@
 """The ``drwatch`` command.
 
     drwatch serve                 run the service (uvicorn)
-    drwatch check [--json]        run every check once; exit 0 pass, 1 warn, 2 fail
+    drwatch check [--json] [NAME ...]
+                                  run every (or the named) check once; exit 0 pass, 1 warn,
+                                  2 fail, 64 an unknown check name
     drwatch backup-status [--json] run the backup sources once; same exit codes
     drwatch drill run NAME        run a restore drill now; exit 0 pass, 1 fail, 3 running elsewhere
     drwatch config validate       validate the configuration; exit 2 when invalid
@@ -23,12 +25,16 @@ from typing import Any
 from app import logs
 from app.checks.base import Status
 from app.config import Config, ConfigError, Settings, load_config, load_settings
-from app.monitor import Monitor, Snapshot
+from app.monitor import Snapshot
 from app.runner import run_check
+from app.runtime import Runtime
 from app.units import format_duration
 
 EXIT_CODES = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 EXIT_CONFIG = 2
+# sysexits.h EX_USAGE: the command line itself is wrong (an unknown check name), which must not
+# read as a failing verdict (2) to a cron job or a DR script.
+EXIT_USAGE = 64
 _MAX_PARALLEL = 50
 
 
@@ -187,6 +193,12 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
+    unknown = [n for n in args.names if config.check(n) is None]
+    if unknown:
+        known = ", ".join(c.name for c in config.checks) or "none configured"
+        for name in unknown:
+            print(f"drwatch check: no check named {name!r} (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
     # The table (or JSON) is the report; state-change lines would only repeat it on stderr.
     logging.getLogger("drwatch.monitor").setLevel(logging.WARNING)
     snapshot = asyncio.run(run_once(config, settings, names=args.names, backups=args.backups_only))
@@ -203,33 +215,19 @@ async def run_once(
     config: Config, settings: Settings, *, names: Sequence[str] = (), backups: bool = False
 ) -> Snapshot:
     """Run the selected checks once, concurrently, and return the resulting snapshot."""
-    from app.checks.base import CheckContext
-    from app.store.repository import Store
-
-    selected = [
-        c
-        for c in config.checks
-        if (not names or c.name in names) and (not backups or c.check_class.is_backup_source)
-    ]
     unknown = sorted(set(names) - {c.name for c in config.checks})
     if unknown:
         raise ConfigError([("names", f"no check named {n!r}") for n in unknown], "command line")
-    store = Store.from_url(settings.state_url, settings.service_id)
-    context = CheckContext(store=store, service_id=settings.service_id)
-    monitor = Monitor(selected, service_id=settings.service_id)
-    checks = [c.build(context) for c in selected]
-    limit = asyncio.Semaphore(_MAX_PARALLEL)
-
-    async def one(check: Any) -> None:
-        async with limit:
-            monitor.record(check.name, await run_check(check))
-
+    selected = config.only(
+        c.name
+        for c in config.checks
+        if (not names or c.name in names) and (not backups or c.check_class.is_backup_source)
+    )
+    runtime = Runtime.build(settings, selected, serve=False)
     try:
-        await asyncio.gather(*(one(c) for c in checks))
+        return await runtime.run_checks(runtime.checks, parallel=_MAX_PARALLEL)
     finally:
-        await asyncio.gather(*(c.close() for c in checks), return_exceptions=True)
-        await store.dispose()
-    return monitor.snapshot
+        await runtime.stop()
 
 
 def _print_backup_status(

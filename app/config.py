@@ -21,7 +21,7 @@ import builtins
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -219,6 +219,11 @@ class Config:
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
+
+    def only(self, names: Iterable[str]) -> Config:
+        """The same configuration with only the named checks and no drills."""
+        wanted = set(names)
+        return Config(tuple(c for c in self.checks if c.name in wanted), self.source)
 
 
 def _message(error: Mapping[str, Any]) -> str:

@@ -17,14 +17,12 @@ the monitor counts checks per (criticality, effective status) instead of rescann
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -69,6 +67,21 @@ class CheckState:
         return self.effective or Status.FAIL
 
     @property
+    def damping(self) -> str | None:
+        """What flap damping is holding back, or None: the latest run disagrees with the state.
+
+        While a failing check recovers its latest output is a passing one (and the other way
+        round), so a reader needs this to make sense of a ``fail`` next to a passing sentence.
+        """
+        if self.stale or self.status is None or self.last_result is None:
+            return None
+        if self.status is Status.FAIL and self.last_result.status is not Status.FAIL:
+            return f"recovering: {self.consecutive_ok} of {self.config.rise} passing runs"
+        if self.status is not Status.FAIL and self.last_result.status is Status.FAIL:
+            return f"failing: {self.consecutive_fail} of {self.config.fall} failing runs"
+        return None
+
+    @property
     def output(self) -> str:
         if self.stale:
             age = (
@@ -98,6 +111,7 @@ class CheckState:
         }
         if details:
             data["output"] = self.output
+            data["damping"] = self.damping
             data["stale"] = self.stale
             data["consecutive_failures"] = self.consecutive_fail
             data["consecutive_successes"] = self.consecutive_ok
@@ -116,82 +130,11 @@ class Snapshot:
     generated_at: datetime
     service_id: str
     version: str
-
-    @cached_property
-    def public_health_body(self) -> bytes:
-        """The /health body for callers without the details token (status first)."""
-        return _dumps(
-            {
-                "status": self.status.value,
-                "version": self.version,
-                "serviceId": self.service_id,
-                "description": "drwatch health verdict",
-            }
-        )
-
-    @cached_property
-    def detailed_health_body(self) -> bytes:
-        checks: dict[str, list[dict[str, Any]]] = {}
-        for state in self.checks.values():
-            checks[state.name] = [health_check_entry(state)]
-        return _dumps(
-            {
-                "status": self.status.value,
-                "version": self.version,
-                "serviceId": self.service_id,
-                "description": "drwatch health verdict",
-                "checks": checks,
-            }
-        )
-
-    def verbose_text(self, *, outputs: bool) -> str:
-        lines = []
-        for state in self.checks.values():
-            effective = state.effective
-            mark, word = {
-                Status.PASS: ("+", "ok"),
-                Status.WARN: ("!", "warn"),
-                Status.FAIL: ("-", "failed"),
-                None: ("?", PENDING),
-            }[effective]
-            line = f"[{mark}]{state.name} {word}"
-            if outputs and effective is not Status.PASS:
-                line += f": {state.output}"
-            lines.append(line)
-        verdict = {
-            Status.PASS: "passed",
-            Status.WARN: "passed with warnings",
-            Status.FAIL: "failed",
-        }
-        lines.append(f"health check {verdict[self.status]}")
-        return "\n".join(lines) + "\n"
+    # Renderings of this snapshot (app/api/render.py), made once and served as bytes.
+    rendered: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def backup_sources(self) -> list[CheckState]:
         return [s for s in self.checks.values() if s.config.check_class.is_backup_source]
-
-
-def health_check_entry(state: CheckState) -> dict[str, Any]:
-    """One check in the application/health+json ``checks`` map."""
-    result = state.last_result
-    effective = state.effective
-    entry: dict[str, Any] = {
-        "componentId": state.name,
-        "componentType": state.config.type,
-        "status": effective.value if effective else Status.FAIL.value,
-        "affectsVerdict": state.config.criticality,
-        "output": state.output,
-        "time": result.time.isoformat() if result else None,
-    }
-    if result is not None and result.observed_value is not None:
-        entry["observedValue"] = result.observed_value
-        entry["observedUnit"] = result.observed_unit
-    if state.since is not None:
-        entry["since"] = state.since.isoformat()
-    return entry
-
-
-def _dumps(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), default=str).encode()
 
 
 TransitionSink = Callable[[Transition], None]
@@ -220,10 +163,20 @@ class Monitor:
         self._pending_critical = sum(
             1 for s in self._states.values() if s.config.criticality == "critical"
         )
+        # The earliest moment a check may turn stale. Staleness is judged when the snapshot is
+        # read, not by a scheduler job: a scheduler that stopped must not freeze the verdict.
+        # Results only move deadlines later, so this may be early (never late); an early one
+        # costs one O(checks) pass in tick() that finds the true next deadline.
+        self._next_stale_at = self._started + STALE_FACTOR * min(
+            (s.config.interval for s in self._states.values()), default=float("inf")
+        )
         self._snapshot = self._build_snapshot()
 
     @property
     def snapshot(self) -> Snapshot:
+        """The current snapshot, with checks past their staleness deadline marked stale."""
+        if time.time() > self._next_stale_at:
+            self.tick()
         return self._snapshot
 
     def state(self, name: str) -> CheckState:
@@ -233,6 +186,8 @@ class Monitor:
         """Feed one result into the state machine of check ``name`` and publish a snapshot."""
         old = self._states[name]
         new = advance(old, result)
+        deadline = result.time.timestamp() + STALE_FACTOR * new.config.interval
+        self._next_stale_at = min(self._next_stale_at, deadline)
         self._replace(old, new, result.time)
         return new
 
@@ -240,13 +195,18 @@ class Monitor:
         """Mark checks stale whose last result (or start-up) is older than 3 x interval."""
         now = time.time() if now is None else now
         changed = False
+        next_stale_at = float("inf")
         for old in list(self._states.values()):
             reference = old.last_result.time.timestamp() if old.last_result else self._started
-            stale = now - reference > STALE_FACTOR * old.config.interval
+            deadline = reference + STALE_FACTOR * old.config.interval
+            stale = now > deadline
+            if not stale:
+                next_stale_at = min(next_stale_at, deadline)
             if stale != old.stale:
                 at = datetime.fromtimestamp(now, UTC)
                 self._replace(old, replace(old, stale=stale), at, publish=False)
                 changed = True
+        self._next_stale_at = next_stale_at
         if changed:
             self._snapshot = self._build_snapshot()
 

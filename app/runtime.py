@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -12,11 +13,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from app.checks._shared import SharedResources
 from app.checks.base import Check, CheckContext
 from app.config import Config, Settings
 from app.drills import DrillService, backup_from_results
 from app.metrics import MetricSources, build_registry
-from app.monitor import Monitor
+from app.monitor import Monitor, Snapshot
 from app.scheduler import Scheduler, add_cron_job
 from app.store.db import upgrade
 from app.store.repository import Store, StoreWriter, Transition
@@ -43,7 +45,10 @@ class Runtime:
     registry: CollectorRegistry
     version: str
     drills: DrillService
+    resources: SharedResources
     started_at: float = field(default_factory=time.time)
+    # Work started on behalf of a request (a heartbeat ping evaluates its check at once), kept
+    # so stop() can cancel what is still running instead of leaving it to a closed loop.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     # Last successful and last finished drill run per drill, as recorded in the store (seeded
     # at start-up, so /api/backup-status and the metrics survive a restart without store I/O).
@@ -51,11 +56,15 @@ class Runtime:
     drill_last_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, config: Config) -> Runtime:
+    def build(cls, settings: Settings, config: Config, *, serve: bool = True) -> Runtime:
+        """Wire every part. ``serve=False`` (the one-shot commands) records no transitions and
+        schedules no drills: the checks run when :meth:`run_checks` asks.
+        """
         version = drwatch_version()
         store = Store.from_url(settings.state_url, settings.service_id)
         writer = StoreWriter(retry_max=settings.store_retry_max)
-        context = CheckContext(store=store, service_id=settings.service_id)
+        resources = SharedResources()
+        context = CheckContext(store=store, service_id=settings.service_id, resources=resources)
         checks = {c.name: c.build(context) for c in config.checks}
 
         def on_transition(transition: Transition) -> None:
@@ -65,7 +74,7 @@ class Runtime:
             config.checks,
             service_id=settings.service_id,
             version=version,
-            on_transition=on_transition,
+            on_transition=on_transition if serve else None,
         )
         scheduler = Scheduler(monitor, checks.values(), {c.name: c.interval for c in config.checks})
 
@@ -76,7 +85,7 @@ class Runtime:
         drills = DrillService(
             config.drills, store, settings.service_id, backup_from_results(last_details)
         )
-        for spec in config.drills:
+        for spec in config.drills if serve else ():
 
             def add(sched: Any, name: str = spec.name, crontab: str = spec.schedule) -> None:
                 async def run() -> None:
@@ -93,18 +102,18 @@ class Runtime:
             monitor=monitor,
             checks=checks,
             scheduler=scheduler,
-            registry=CollectorRegistry(),
+            registry=build_registry(
+                MetricSources(
+                    snapshot=lambda: monitor.snapshot,
+                    version=version,
+                    scheduler=scheduler,
+                    store_writer=writer,
+                    drills=lambda: runtime.drill_metrics(),
+                )
+            ),
             version=version,
             drills=drills,
-        )
-        runtime.registry = build_registry(
-            MetricSources(
-                snapshot=lambda: monitor.snapshot,
-                version=version,
-                scheduler=scheduler,
-                store_writer=writer,
-                drills=runtime.drill_metrics,
-            )
+            resources=resources,
         )
         return runtime
 
@@ -192,8 +201,30 @@ class Runtime:
             },
         )
 
+    async def run_checks(self, names: Iterable[str], *, parallel: int = 50) -> Snapshot:
+        """Run the named checks once, at most ``parallel`` at a time; the resulting snapshot."""
+        limit = asyncio.Semaphore(parallel)
+
+        async def one(name: str) -> None:
+            async with limit:
+                await self.scheduler.run_now(name)
+
+        await asyncio.gather(*(one(name) for name in names))
+        return self.monitor.snapshot
+
+    def spawn(self, work: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``work`` in the background until it ends or the runtime stops."""
+        task = asyncio.create_task(work, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
     async def stop(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
         await self.drills.stop()
         await self.scheduler.stop()
+        await self.resources.close()
         await self.writer.stop()
         await self.store.dispose()

@@ -72,10 +72,13 @@ def test_check_json_reports_every_check(pg: PostgresCluster, tmp_path: Path) -> 
 
 
 def test_check_names_an_unknown_check(pg: PostgresCluster, tmp_path: Path) -> None:
-    """Asking for a check that is not configured is a usage error (exit 2)."""
-    result = _drwatch(tmp_path, _yaml(("db", "critical", pg.dsn)), "check", "nosuch")
-    assert result.returncode == 2
-    assert "nosuch" in result.stderr
+    """An unknown check name is a usage error (EX_USAGE, 64), said before anything runs."""
+    down = f"postgresql://postgres@127.0.0.1:{refused_port()}/postgres"
+    yaml_text = _yaml(("db", "critical", pg.dsn), ("down", "critical", down))
+    result = _drwatch(tmp_path, yaml_text, "check", "db", "nosuch")
+    assert result.returncode == 64
+    assert "no check named 'nosuch' (known: db, down)" in result.stderr
+    assert result.stdout == ""
 
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:

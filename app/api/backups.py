@@ -130,7 +130,5 @@ async def heartbeat(
         ) from None
     # Evaluate the source now rather than at its next interval, so the status follows the ping.
     if name in runtime.scheduler.checks:
-        task = asyncio.create_task(runtime.scheduler.run_now(name))
-        runtime.background.add(task)
-        task.add_done_callback(runtime.background.discard)
+        runtime.spawn(runtime.scheduler.run_now(name), f"heartbeat:{name}")
     return {"source": name, "kind": event.kind, "at": event.at.isoformat(), "recorded": True}

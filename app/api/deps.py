@@ -52,6 +52,23 @@ def wants_details(runtime: Runtime, authorization: str | None) -> bool:
     return bearer_matches(authorization, token.get_secret_value() if token else None)
 
 
+def details_hint(runtime: Runtime) -> str:
+    """How a caller who was not shown outputs and details can see them (a sentence)."""
+    mode = runtime.settings.health_details
+    if mode == "never":
+        return (
+            "Outputs are hidden (DRWATCH_HEALTH_DETAILS=never); run `drwatch check` where "
+            "drwatch runs to see them."
+        )
+    if runtime.settings.details_token is None:
+        return (
+            "Outputs are hidden: set DRWATCH_DETAILS_TOKEN and send it as "
+            "'Authorization: Bearer <token>', or set DRWATCH_HEALTH_DETAILS=always on a "
+            "private network."
+        )
+    return "Outputs are hidden: send 'Authorization: Bearer <details token>' to see them."
+
+
 async def require_admin(request: Request) -> None:
     """401 without a bearer token, 403 with a wrong one, 403 when no admin token is set."""
     runtime: Runtime = request.app.state.runtime

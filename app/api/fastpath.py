@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.api.render import detailed_health_body, public_health_body
 from app.checks.base import Status
 
 ASGIApp = Any
@@ -34,7 +35,7 @@ class HealthFastPath:
         runtime = scope["app"].state.runtime
         snapshot = runtime.monitor.snapshot
         always = runtime.settings.health_details == "always"
-        body = snapshot.detailed_health_body if always else snapshot.public_health_body
+        body = detailed_health_body(snapshot) if always else public_health_body(snapshot)
         await send(
             {
                 "type": "http.response.start",

@@ -13,9 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 
-from app.api.deps import RuntimeDep, SnapshotDep, wants_details
+from app.api.deps import RuntimeDep, SnapshotDep, details_hint, wants_details
+from app.api.render import (
+    detailed_health_body,
+    health_check_entry,
+    public_health_body,
+    verbose_text,
+)
 from app.checks.base import Status
-from app.monitor import health_check_entry
 
 router = APIRouter(tags=["health"])
 
@@ -37,9 +42,9 @@ async def health(
     details = wants_details(runtime, authorization)
     code = _code(snapshot.status)
     if "verbose" in request.query_params:
-        text = snapshot.verbose_text(outputs=details)
+        text = verbose_text(snapshot, outputs=details, hint=details_hint(runtime))
         return Response(text, code, NO_STORE, media_type="text/plain; charset=utf-8")
-    body = snapshot.detailed_health_body if details else snapshot.public_health_body
+    body = detailed_health_body(snapshot) if details else public_health_body(snapshot)
     return Response(body, code, NO_STORE, media_type=HEALTH_JSON)
 
 

@@ -2,12 +2,14 @@
 
 What it provides:
 
-* one TLS context per trust configuration (system store, or a ``ca_file``), built once;
-* one aiohttp session and connection pool per trust configuration and event loop, shared by the
-  checks: each check keeps its own headers, credentials and timeout, and its connection to its
-  host stays open between runs (keep-alive), so a run skips the TCP and TLS handshakes;
-* a process-wide bound on requests in flight (and on connections per host), so thousands of
-  checks falling due together cannot open thousands of sockets at once;
+* one TLS context per trust configuration (system store, or a ``ca_file``), built once
+  (``_tls.py``);
+* one aiohttp session and connection pool per trust configuration (:class:`HttpPool`, owned by
+  the runtime and closed on stop), shared by the checks: each check keeps its own headers,
+  credentials and timeout, and its connection to its host stays open between runs (keep-alive),
+  so a run skips the TCP and TLS handshakes;
+* a bound on requests in flight (and on connections per host), so thousands of checks falling
+  due together cannot open thousands of sockets at once;
 * the translation of transport errors and HTTP statuses into :class:`CheckFailed` sentences a
   person can act on, with the check's own secrets scrubbed from anything a vendor echoes back.
 
@@ -26,22 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 import ssl
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
-from cryptography import x509
 
-from app.checks import base
-from app.checks.base import Check, CheckContext, CheckFailed
+from app.checks._tls import certificate_expiry, describe_verification_error, tls_context
+from app.checks.base import CheckFailed
 from app.redact import MASK, redact_url
 from app.units import format_duration
 
@@ -52,33 +50,6 @@ MAX_IN_FLIGHT = 512
 # many connections, and checks of other hosts are not held up by it.
 MAX_CONNECTIONS_PER_HOST = 100
 USER_AGENT = "drwatch"
-
-P = TypeVar("P", bound=base.Params)
-
-
-# --- TLS ---------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=32)
-def tls_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
-    """The shared client TLS context: the system trust store, or only ``ca_file`` (a PEM bundle)."""
-    if not verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise CheckFailed(
-            f"The CA bundle {ca_file} cannot be loaded ({exc}); fix the ca_file setting.",
-            permanent=True,
-        ) from None
-
-
-def certificate_expiry(der: bytes) -> float:
-    """Unix seconds of the notAfter of a DER-encoded certificate."""
-    return x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
 
 
 def _connection_certificate_expiry(response: aiohttp.ClientResponse) -> float | None:
@@ -97,44 +68,6 @@ def _connection_certificate_expiry(response: aiohttp.ClientResponse) -> float | 
         return None
     der = ssl_object.getpeercert(binary_form=True)
     return certificate_expiry(der) if der else None
-
-
-def describe_verification_error(error: ssl.SSLCertVerificationError, host: str) -> str:
-    """A sentence for a failed certificate verification, by OpenSSL's verify code."""
-    code = getattr(error, "verify_code", None)
-    reason = getattr(error, "verify_message", None) or str(error)
-    if code == 10:
-        return (
-            f"The TLS certificate of {host} has expired; renew it (clients refuse the connection)."
-        )
-    if code == 9:
-        return f"The TLS certificate of {host} is not valid yet; check the issuer and the clocks."
-    if code == 62 or "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
-        return (
-            f"The TLS certificate of {host} is not issued for that name ({reason}); "
-            "the wrong certificate is installed or the name points at the wrong server."
-        )
-    if code in (18, 19, 20, 21, 2):
-        return (
-            f"The TLS certificate of {host} is not trusted ({reason}); it is self-signed or its "
-            "chain is incomplete, so clients will refuse it."
-        )
-    return f"The TLS certificate of {host} failed verification ({reason})."
-
-
-# --- bounded concurrency -------------------------------------------------------------------------
-
-_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _in_flight_limit() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    semaphore = _in_flight.get(loop)
-    if semaphore is None:
-        semaphore = _in_flight[loop] = asyncio.Semaphore(MAX_IN_FLIGHT)
-    return semaphore
 
 
 # --- the client ----------------------------------------------------------------------------------
@@ -166,39 +99,53 @@ class HttpResponse:
         return json.loads(self.content)
 
 
-class _SharedSession:
-    """An aiohttp session (and its connection pool) shared by the checks of one event loop that
-    trust the same certificates; closed when the last of those checks closes.
+class HttpPool:
+    """The HTTP connection pools of one drwatch: one aiohttp session per trust configuration
+    (system store or a ``ca_file``; verification on or off), and one bound on requests in flight.
+
+    The runtime creates it on the first HTTP request of any check and closes it on stop
+    (:class:`app.checks.base.SharedResources`), so no session outlives the service and none is
+    shared across event loops. ``max_in_flight`` keeps thousands of checks falling due together
+    from opening thousands of sockets at once.
     """
 
-    def __init__(self, tls: ssl.SSLContext) -> None:
-        connector = aiohttp.TCPConnector(
-            ssl=tls,
-            limit=MAX_IN_FLIGHT,
-            limit_per_host=MAX_CONNECTIONS_PER_HOST,
-            ttl_dns_cache=60,
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            # Checks must not see each other's cookies.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
-        self.users = 0
+    def __init__(self, *, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        self.max_in_flight = max_in_flight
+        self.in_flight = asyncio.Semaphore(max_in_flight)
+        self._sessions: dict[tuple[str | None, bool], aiohttp.ClientSession] = {}
 
+    def session(self, trust: tuple[str | None, bool], tls: ssl.SSLContext) -> aiohttp.ClientSession:
+        """The shared session for one trust configuration, created on first use."""
+        session = self._sessions.get(trust)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                ssl=tls,
+                limit=self.max_in_flight,
+                limit_per_host=MAX_CONNECTIONS_PER_HOST,
+                ttl_dns_cache=60,
+            )
+            session = self._sessions[trust] = aiohttp.ClientSession(
+                connector=connector,
+                # Checks must not see each other's cookies.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+            )
+        return session
 
-_sessions: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str | None, bool], _SharedSession]
-] = weakref.WeakKeyDictionary()
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            if not session.closed:
+                await session.close()
 
 
 class HttpClient:
     """One check's HTTP client: its headers, timeout and messages, over the shared session.
 
     ``what`` names the other side in messages ("Twilio", "https://example.com/health").
-    ``secrets`` are scrubbed from any text taken from a response. The session is joined on the
-    first request (it needs the running event loop); :meth:`aclose` leaves it, and the last check
-    to leave closes it.
+    ``secrets`` are scrubbed from any text taken from a response. ``pool`` is the service's shared
+    :class:`HttpPool`; a client built without one (a check used on its own) keeps a private pool
+    and closes it in :meth:`aclose`.
     """
 
     def __init__(
@@ -213,6 +160,7 @@ class HttpClient:
         verify: bool = True,
         follow_redirects: bool = False,
         secrets: Sequence[str] = (),
+        pool: HttpPool | None = None,
     ) -> None:
         self.what = what
         self.timeout = timeout
@@ -226,19 +174,8 @@ class HttpClient:
         self._trust = (str(ca_file) if ca_file else None, verify)
         self._tls = tls_context(self._trust[0], verify=verify)
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
-        self._shared: _SharedSession | None = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        shared = self._shared
-        if shared is not None and not shared.session.closed:
-            return shared.session
-        by_trust = _sessions.setdefault(asyncio.get_running_loop(), {})
-        shared = by_trust.get(self._trust)
-        if shared is None or shared.session.closed:
-            shared = by_trust[self._trust] = _SharedSession(self._tls)
-        shared.users += 1
-        self._shared = shared
-        return shared.session
+        self._owns_pool = pool is None
+        self._pool = pool
 
     def url(self, url: str) -> str:
         return url if "://" in url else f"{self.base_url}{url}"
@@ -255,9 +192,12 @@ class HttpClient:
     ) -> HttpResponse:
         """Send one request and read the whole body. Transport errors become CheckFailed."""
         target = self.url(url)
-        session = self._session()
+        if self._pool is None:
+            self._pool = HttpPool()
+        pool = self._pool
+        session = pool.session(self._trust, self._tls)
         sent_headers = {**self._headers, **headers} if headers else self._headers
-        async with _in_flight_limit():
+        async with pool.in_flight:
             try:
                 async with session.request(
                     method,
@@ -281,15 +221,10 @@ class HttpClient:
                 raise self.transport_failure(exc, target) from None
 
     async def aclose(self) -> None:
-        shared, self._shared = self._shared, None
-        if shared is None:
-            return
-        shared.users -= 1
-        if shared.users <= 0 and not shared.session.closed:
-            by_trust = _sessions.get(asyncio.get_running_loop(), {})
-            if by_trust.get(self._trust) is shared:
-                del by_trust[self._trust]
-            await shared.session.close()
+        """Close a private pool; the service's shared pool is closed by the runtime."""
+        if self._owns_pool and self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     # -- messages
 
@@ -455,95 +390,15 @@ def _find_cause(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-# --- reading vendor JSON -------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def require(body: Any, key: str, kind: type[T], what: str) -> T:
-    """``body[key]`` if ``body`` is an object and the value is a ``kind``, else CheckFailed."""
-    value = body.get(key) if isinstance(body, dict) else None
-    if not isinstance(value, kind):
-        raise CheckFailed(
-            f"{what} answered without a valid {key!r} field; its API may have changed, or "
-            "something else answers at the configured base_url."
-        )
-    return value
-
-
-# --- vendor checks -------------------------------------------------------------------------------
-
-
-class ApiCheck(Check[P]):
-    """Base of the checks that call one vendor's HTTP API with a per-check :class:`HttpClient`.
-
-    Subclasses set ``vendor`` (its name in messages), implement :meth:`client_options` (base URL,
-    auth) and :meth:`run`. A vendor outage is global, so failing over to another region would not
-    help: these checks default to ``degraded``.
-    """
-
-    vendor: ClassVar[str]
-    default_criticality: ClassVar[base.Criticality] = "degraded"
-    default_interval: ClassVar[float] = 60.0
-
-    def __init__(
-        self, name: str, params: P, *, timeout: float, context: CheckContext | None = None
-    ) -> None:
-        super().__init__(name, params, timeout=timeout, context=context)
-        self._client: HttpClient | None = None
-
-    def client_options(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`HttpClient` beyond name, timeout and secrets."""
-        return {}
-
-    @property
-    def http(self) -> HttpClient:
-        if self._client is None:
-            self._client = HttpClient(
-                self.vendor, timeout=self.timeout, secrets=self.secrets(), **self.client_options()
-            )
-        return self._client
-
-    async def get_json(
-        self,
-        url: str,
-        *,
-        resource: str,
-        credential: str = "API key",
-        params: Mapping[str, str] | None = None,
-    ) -> Any:
-        """GET ``url`` and return its JSON body; any status but 2xx becomes CheckFailed."""
-        response = await self.http.request("GET", url, params=params)
-        if not response.is_success:
-            raise self.http.status_failure(response, credential=credential, resource=resource)
-        return self.http.json(response)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-
-def base_url_of(url: str) -> str:
-    """A base URL without a trailing slash, for joining with API paths."""
-    return url.rstrip("/")
-
-
 def shown_url(url: str) -> str:
     """A URL safe to put in a message (no password, no query string)."""
     return redact_url(url)
 
 
-def unix_to_iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
-
-
 __all__ = [
-    "ApiCheck",
+    "MAX_IN_FLIGHT",
     "HttpClient",
+    "HttpPool",
     "HttpResponse",
-    "certificate_expiry",
-    "describe_verification_error",
-    "require",
-    "tls_context",
+    "shown_url",
 ]

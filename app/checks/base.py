@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from app.checks._shared import SharedResources
     from app.store.repository import Store
 
 Criticality = Literal["critical", "degraded", "info"]
@@ -115,10 +116,13 @@ class CheckContext:
     """Shared resources a check may use, handed to every check by the service before it runs.
 
     ``store`` is None when a check runs outside the service (``drwatch check`` without a store).
+    ``resources`` are the pools the checks of one runtime share (closed by the runtime); a check
+    built without them keeps private ones and closes them in ``close()``.
     """
 
     store: Store | None = None
     service_id: str = "drwatch"
+    resources: SharedResources | None = None
 
 
 P = TypeVar("P", bound=Params)

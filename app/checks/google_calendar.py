@@ -12,7 +12,7 @@ from google.auth import crypt, jwt
 from pydantic import Field, SecretStr, model_validator
 
 from app.checks import base
-from app.checks._http import ApiCheck, base_url_of, require
+from app.checks._vendor import ApiCheck, base_url_of, require
 from app.checks.base import CheckContext, CheckFailed, Result
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"

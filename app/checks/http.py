@@ -209,6 +209,7 @@ class HttpCheck(Check["HttpCheck.Params"]):
                 verify=p.verify_tls,
                 follow_redirects=p.follow_redirects,
                 secrets=self.secrets(),
+                pool=self.context.resources.http() if self.context.resources else None,
             )
         return self._client
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from app.checks import base
-from app.checks._http import ApiCheck, base_url_of, require
+from app.checks._vendor import ApiCheck, base_url_of, require
 from app.checks.base import CheckFailed, Result
 
 

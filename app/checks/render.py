@@ -26,7 +26,7 @@ from pydantic import Field, SecretStr
 
 from app.checks import base
 from app.checks._backup import BackupCheck, BackupFacts, iso_utc
-from app.checks._http import ApiCheck, base_url_of, shown_url
+from app.checks._vendor import ApiCheck, base_url_of, shown_url
 from app.checks.base import CheckFailed, Result, Status
 from app.units import Duration
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from app.checks import base
-from app.checks._http import certificate_expiry, describe_verification_error, tls_context
+from app.checks._tls import certificate_expiry, describe_verification_error, tls_context
 from app.checks.base import Check, CheckFailed, Result
 
 _DAY = 86400.0

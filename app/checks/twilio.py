@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr
 
 from app.checks import base
-from app.checks._http import ApiCheck, base_url_of, require
+from app.checks._vendor import ApiCheck, base_url_of, require
 from app.checks.base import CheckFailed, Result
 
 

@@ -8,7 +8,8 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 
 from app.checks import base
-from app.checks._http import ApiCheck, HttpResponse, base_url_of, require
+from app.checks._http import HttpResponse
+from app.checks._vendor import ApiCheck, base_url_of, require
 from app.checks.base import CheckFailed, Result
 
 _FIELDS = "display_phone_number,verified_name,quality_rating,status,name_status"
