@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 from app import redact
 from app.checks.base import Check, CheckFailed, Params, Result, Status
@@ -38,6 +39,9 @@ class _Script(Check[Params]):
             return self.passed("too late")
         if self.behaviour == "failed":
             raise CheckFailed("The token was rejected.", permanent=True, context={"code": 401})
+        if self.behaviour == "nap":
+            await asyncio.sleep(0.05)
+            return self.passed("rested")
         if self.behaviour == "bug":
             raise KeyError("status")
         if self.behaviour == "leaky":
@@ -46,11 +50,16 @@ class _Script(Check[Params]):
 
 
 async def test_it_returns_the_checks_result_with_timing() -> None:
-    """A passing check comes back with its duration and time filled in."""
-    result = await run_check(_Script("pass"))
+    """A passing check comes back with the duration of its run and the UTC time it started."""
+    before, started = datetime.now(UTC), time.perf_counter()
+    result = await run_check(_Script("nap"))
+    elapsed, after = time.perf_counter() - started, datetime.now(UTC)
     assert result.status is Status.PASS
-    assert result.duration >= 0
-    assert result.time.tzinfo is not None
+    assert result.output == "rested"
+    # The check slept 0.05 s, and the runner cannot have timed more than the whole call.
+    assert 0.05 <= result.duration <= elapsed
+    assert result.time.utcoffset() == UTC.utcoffset(None)
+    assert before <= result.time <= after
 
 
 async def test_it_fails_a_hung_check_at_its_timeout_and_cancels_it() -> None:

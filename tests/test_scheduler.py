@@ -8,6 +8,7 @@ from app.checks.base import Check, Params, Result
 from app.config import parse_config
 from app.monitor import Monitor
 from app.scheduler import Scheduler
+from tests.polling import eventually
 
 
 class _Slow(Check[Params]):
@@ -57,13 +58,18 @@ async def test_it_runs_each_check_on_its_interval() -> None:
     scheduler = Scheduler(monitor, [check], {"fast": 0.2}, first_round_spread=0)
     scheduler.start()
     try:
-        await asyncio.sleep(1.2)
+        await eventually(lambda: check.runs >= 3, 10)
     finally:
         await scheduler.stop()
     assert check.runs >= 3
     assert monitor.state("fast").runs["pass"] == check.runs
     stats = scheduler.lag_stats()
-    assert stats["samples"] and stats["p99"] is not None
+    # Every run of the check was submitted (the monitor's tick adds samples of its own), and no
+    # start was later than a few intervals of 0.2 s.
+    assert stats["samples"] is not None and stats["samples"] >= check.runs
+    p50, p99, worst = stats["p50"], stats["p99"], stats["max"]
+    assert p50 is not None and p99 is not None and worst is not None
+    assert 0 <= p50 <= p99 <= worst < 1.0
 
 
 async def test_an_overrunning_check_is_reported_not_stacked() -> None:
@@ -73,7 +79,7 @@ async def test_an_overrunning_check_is_reported_not_stacked() -> None:
     scheduler = Scheduler(monitor, [check], {"slow": 0.2}, first_round_spread=0)
     scheduler.start()
     try:
-        await asyncio.sleep(1.6)
+        await eventually(lambda: scheduler.overruns["slow"] >= 2, 10)
     finally:
         await scheduler.stop()
     assert check.max_running == 1
@@ -87,9 +93,10 @@ async def test_a_stopped_job_turns_its_check_stale() -> None:
     scheduler = Scheduler(monitor, [stuck, fine], {"stuck": 0.2, "fine": 0.2}, first_round_spread=0)
     scheduler.start()
     try:
-        await asyncio.sleep(0.5)
+        await eventually(lambda: stuck.runs >= 1 and fine.runs >= 1, 10)
+        assert not monitor.state("stuck").stale
         scheduler.scheduler.remove_job("stuck")
-        await asyncio.sleep(1.8)
+        await eventually(lambda: monitor.state("stuck").stale, 10)
     finally:
         await scheduler.stop()
     assert monitor.state("stuck").stale

@@ -17,7 +17,7 @@ from app.checks.google_calendar import GoogleCalendarCheck
 from tests.fakes.base import Fault
 from tests.fakes.google import Calendar, FakeGoogle
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
-from tests.servers import black_hole, refused_port
+from tests.servers import black_hole
 
 EMAIL = "drwatch@booking-prod.iam.gserviceaccount.com"
 CALENDAR = "c_8f1d2e3a4b5c@group.calendar.google.com"
@@ -142,80 +142,22 @@ async def test_it_fails_permanently_when_the_calendar_is_not_shared(
     assert_failed(result, "private@example.com", EMAIL, "shared", permanent=True)
 
 
-async def test_it_fails_permanently_on_403(google: FakeGoogle, key: dict[str, Any]) -> None:
-    """403 names the calendar and the account's email."""
-    google.inject(Fault(status=403, path=CALENDAR_PATH))
-    result = await run_once(check(google, key))
-    assert_failed(result, CALENDAR, EMAIL, permanent=True)
-
-
-async def test_it_fails_permanently_on_404(google: FakeGoogle, key: dict[str, Any]) -> None:
-    """404 names the calendar and the account's email."""
-    google.inject(Fault(status=404, path=CALENDAR_PATH))
-    result = await run_once(check(google, key))
-    assert_failed(result, CALENDAR, EMAIL, permanent=True)
-
-
-async def test_it_fails_and_may_retry_when_rate_limited(
-    google: FakeGoogle, key: dict[str, Any]
-) -> None:
-    """429 is not permanent."""
-    google.inject(Fault(status=429, path=CALENDAR_PATH))
-    result = await run_once(check(google, key))
-    assert_failed(result, "rate-limiting", permanent=False)
-
-
 @pytest.mark.parametrize("status", [500, 503])
-async def test_it_fails_when_google_is_failing(
+async def test_it_fails_when_the_token_endpoint_is_failing(
     google: FakeGoogle, key: dict[str, Any], status: int
 ) -> None:
-    """5xx from the calendar API or the token endpoint fails, not permanently."""
-    google.inject(Fault(status=status, path=CALENDAR_PATH))
-    result = await run_once(check(google, key))
-    assert_failed(result, f"HTTP {status}", permanent=False)
+    """5xx from the token endpoint fails, not permanently (the calendar API's 5xx is in
+    test_vendor_contract.py).
+    """
     google.inject(Fault(status=status, path="/token"))
     result = await run_once(check(google, key))
     assert_failed(result, f"HTTP {status}", permanent=False)
 
 
-async def test_it_fails_when_the_body_is_not_json(google: FakeGoogle, key: dict[str, Any]) -> None:
-    """A body that is not JSON fails."""
-    google.inject(Fault(raw=b"<html>Error 502</html>", path=CALENDAR_PATH))
-    result = await run_once(check(google, key))
-    assert_failed(result, "not JSON")
-
-
-async def test_it_fails_when_the_body_has_the_wrong_shape(
+async def test_it_fails_when_only_the_calendar_api_is_black_holed(
     google: FakeGoogle, key: dict[str, Any]
 ) -> None:
-    """A token answer without access_token fails."""
-    google.inject(Fault(json={"token_type": "Bearer"}, path="/token"))
-    result = await run_once(check(google, key))
-    assert_failed(result, "'access_token'")
-
-
-async def test_it_fails_when_google_answers_slower_than_the_timeout(
-    google: FakeGoogle, key: dict[str, Any]
-) -> None:
-    """A response slower than the timeout fails."""
-    google.inject(Fault(delay=1.5, path=CALENDAR_PATH))
-    result = await run_once(check(google, key, timeout=0.5))
-    assert_failed(result, "within", permanent=False)
-
-
-async def test_it_fails_when_the_connection_is_refused(
-    google: FakeGoogle, key: dict[str, Any]
-) -> None:
-    """Nothing listening at the token endpoint: refused."""
-    dead = f"http://127.0.0.1:{refused_port()}"
-    result = await run_once(check(google, key, base_url=dead, token_uri=f"{dead}/token"))
-    assert_failed(result, "refused the connection")
-
-
-async def test_it_fails_when_the_port_is_black_holed(
-    google: FakeGoogle, key: dict[str, Any]
-) -> None:
-    """A black-holed calendar API fails at the timeout."""
+    """A token from a working endpoint, then a black-holed calendar API: fail at the timeout."""
     with black_hole() as hole:
         result = await run_once(
             check(google, key, base_url=f"http://127.0.0.1:{hole.port}", timeout=0.5)

@@ -10,10 +10,8 @@ import pytest
 from app.checks.base import Status
 from app.checks.openai import OpenAICheck
 from tests.credentials import fake_secret
-from tests.fakes.base import Fault
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
-from tests.servers import black_hole, refused_port
 
 KEY = fake_secret("sk-proj-", 40)
 
@@ -71,64 +69,7 @@ async def test_it_fails_on_insufficient_quota(openai: FakeOpenAI) -> None:
     assert_failed(result, "insufficient_quota", "credit", permanent=True)
 
 
-async def test_it_only_warns_on_a_plain_rate_limit(openai: FakeOpenAI) -> None:
-    """A plain 429 (rate limit) warns."""
-    openai.inject(Fault(status=429))
-    result = await run_once(check(openai.url))
-    assert result.status is Status.WARN, result.output
-    assert "rate-limiting" in result.output
-
-
-async def test_it_fails_permanently_on_403(openai: FakeOpenAI) -> None:
-    """403: the key may not use the API (region, project or organisation settings)."""
-    openai.inject(Fault(status=403))
-    result = await run_once(check(openai.url))
-    assert_failed(result, "403", permanent=True)
-
-
 async def test_it_fails_permanently_when_the_model_does_not_exist(openai: FakeOpenAI) -> None:
     """A model the key cannot use is a 404 naming the model."""
     result = await run_once(check(openai.url, model="gpt-9-imaginary"))
     assert_failed(result, "gpt-9-imaginary", "404", permanent=True)
-
-
-@pytest.mark.parametrize("status", [500, 503])
-async def test_it_fails_when_openai_is_failing(openai: FakeOpenAI, status: int) -> None:
-    """5xx fails, not permanently."""
-    openai.inject(Fault(status=status))
-    result = await run_once(check(openai.url))
-    assert_failed(result, f"HTTP {status}", "outage", permanent=False)
-
-
-async def test_it_fails_when_the_body_is_not_json(openai: FakeOpenAI) -> None:
-    """A body that is not JSON fails."""
-    openai.inject(Fault(raw=b"upstream connect error"))
-    result = await run_once(check(openai.url))
-    assert_failed(result, "not JSON")
-
-
-async def test_it_fails_when_the_body_has_the_wrong_shape(openai: FakeOpenAI) -> None:
-    """A list response without data fails."""
-    openai.inject(Fault(json={"object": "list"}))
-    result = await run_once(check(openai.url))
-    assert_failed(result, "'data'")
-
-
-async def test_it_fails_when_openai_answers_slower_than_the_timeout(openai: FakeOpenAI) -> None:
-    """A response slower than the timeout fails."""
-    openai.inject(Fault(delay=1.5))
-    result = await run_once(check(openai.url, timeout=0.3))
-    assert_failed(result, "within", permanent=False)
-
-
-async def test_it_fails_when_the_connection_is_refused() -> None:
-    """Nothing listening: refused."""
-    result = await run_once(check(f"http://127.0.0.1:{refused_port()}"))
-    assert_failed(result, "refused the connection")
-
-
-async def test_it_fails_when_the_port_is_black_holed() -> None:
-    """A black hole fails at the timeout."""
-    with black_hole() as hole:
-        result = await run_once(check(f"http://127.0.0.1:{hole.port}", timeout=0.3))
-    assert_failed(result, "within", permanent=False)

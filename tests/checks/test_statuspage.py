@@ -13,7 +13,6 @@ from app.config import ConfigError, parse_config
 from tests.fakes.base import Fault
 from tests.fakes.runs import assert_failed, run_once
 from tests.fakes.statuspage import FakeStatuspage
-from tests.servers import black_hole, refused_port
 
 
 @pytest.fixture(scope="module")
@@ -104,68 +103,3 @@ async def test_it_fails_permanently_when_the_page_needs_credentials(page: FakeSt
     page.inject(Fault(status=401))
     result = await run_once(check(page.url))
     assert_failed(result, "401", permanent=True)
-
-
-async def test_it_fails_permanently_on_403(page: FakeStatuspage) -> None:
-    """403 fails permanently."""
-    page.inject(Fault(status=403))
-    result = await run_once(check(page.url))
-    assert_failed(result, "403", permanent=True)
-
-
-async def test_it_fails_permanently_on_404(page: FakeStatuspage) -> None:
-    """A base_url that is not a Statuspage (404) fails permanently."""
-    page.inject(Fault(status=404))
-    result = await run_once(check(page.url))
-    assert_failed(result, "404", permanent=True)
-
-
-async def test_it_fails_and_may_retry_when_rate_limited(page: FakeStatuspage) -> None:
-    """429 is not permanent."""
-    page.inject(Fault(status=429))
-    result = await run_once(check(page.url))
-    assert_failed(result, "rate-limiting", permanent=False)
-
-
-@pytest.mark.parametrize("status", [500, 503])
-async def test_it_fails_when_the_page_is_failing(page: FakeStatuspage, status: int) -> None:
-    """5xx fails, not permanently."""
-    page.inject(Fault(status=status))
-    result = await run_once(check(page.url))
-    assert_failed(result, f"HTTP {status}", permanent=False)
-
-
-async def test_it_fails_when_the_body_is_not_json(page: FakeStatuspage) -> None:
-    """A body that is not JSON fails."""
-    page.inject(Fault(raw=b"<html>status</html>"))
-    result = await run_once(check(page.url))
-    assert_failed(result, "not JSON")
-
-
-async def test_it_fails_when_the_body_has_the_wrong_shape(page: FakeStatuspage) -> None:
-    """A status object without an indicator fails."""
-    page.inject(Fault(json={"page": {"name": "Twilio"}, "status": {"description": "ok"}}))
-    result = await run_once(check(page.url))
-    assert_failed(result, "'indicator'")
-
-
-async def test_it_fails_when_the_page_answers_slower_than_the_timeout(
-    page: FakeStatuspage,
-) -> None:
-    """A response slower than the timeout fails."""
-    page.inject(Fault(delay=1.5))
-    result = await run_once(check(page.url, timeout=0.3))
-    assert_failed(result, "within", permanent=False)
-
-
-async def test_it_fails_when_the_connection_is_refused() -> None:
-    """Nothing listening: refused."""
-    result = await run_once(check(f"http://127.0.0.1:{refused_port()}"))
-    assert_failed(result, "refused the connection")
-
-
-async def test_it_fails_when_the_port_is_black_holed() -> None:
-    """A black hole fails at the timeout."""
-    with black_hole() as hole:
-        result = await run_once(check(f"http://127.0.0.1:{hole.port}", timeout=0.3))
-    assert_failed(result, "within", permanent=False)

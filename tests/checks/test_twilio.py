@@ -10,10 +10,8 @@ import pytest
 from app.checks.base import Status
 from app.checks.twilio import TwilioCheck
 from tests.credentials import fake_secret
-from tests.fakes.base import Fault
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.fakes.twilio import Account, FakeTwilio
-from tests.servers import black_hole, refused_port
 
 SID = "AC" + "1f" * 16
 TOKEN = fake_secret(length=32, alphabet="0123456789abcdef")
@@ -98,66 +96,3 @@ async def test_it_fails_when_the_balance_is_empty() -> None:
         assert_failed(result, "0.00 USD", "topped up")
     finally:
         fake.stop()
-
-
-async def test_it_fails_permanently_on_403(twilio: FakeTwilio) -> None:
-    """403 means the credentials may not read the account."""
-    twilio.inject(Fault(status=403))
-    result = await run_once(check(twilio.url))
-    assert_failed(result, "refused access", "403", permanent=True)
-
-
-async def test_it_fails_permanently_when_the_account_does_not_exist(twilio: FakeTwilio) -> None:
-    """An account SID Twilio does not know (404) is a configuration error."""
-    twilio.inject(Fault(status=404))
-    result = await run_once(check(twilio.url))
-    assert_failed(result, "has no account", "404", permanent=True)
-
-
-async def test_it_fails_and_may_retry_when_rate_limited(twilio: FakeTwilio) -> None:
-    """429 fails but is not permanent."""
-    twilio.inject(Fault(status=429))
-    result = await run_once(check(twilio.url))
-    assert_failed(result, "rate-limiting", permanent=False)
-
-
-@pytest.mark.parametrize("status", [500, 503])
-async def test_it_fails_when_twilio_is_failing(twilio: FakeTwilio, status: int) -> None:
-    """5xx fails with a sentence pointing at an outage on Twilio's side."""
-    twilio.inject(Fault(status=status))
-    result = await run_once(check(twilio.url))
-    assert_failed(result, f"HTTP {status}", "outage", permanent=False)
-
-
-async def test_it_fails_when_the_body_is_not_json(twilio: FakeTwilio) -> None:
-    """An HTML page where JSON should be fails and says so."""
-    twilio.inject(Fault(raw=b"<html><body>Gateway</body></html>"))
-    result = await run_once(check(twilio.url))
-    assert_failed(result, "not JSON")
-
-
-async def test_it_fails_when_the_body_has_the_wrong_shape(twilio: FakeTwilio) -> None:
-    """JSON without a status field fails instead of passing."""
-    twilio.inject(Fault(json={"sid": SID, "friendly_name": "x"}))
-    result = await run_once(check(twilio.url))
-    assert_failed(result, "'status'")
-
-
-async def test_it_fails_when_twilio_answers_slower_than_the_timeout(twilio: FakeTwilio) -> None:
-    """A response slower than the timeout fails at the timeout."""
-    twilio.inject(Fault(delay=1.5))
-    result = await run_once(check(twilio.url, timeout=0.3))
-    assert_failed(result, "within", permanent=False)
-
-
-async def test_it_fails_when_the_connection_is_refused() -> None:
-    """Nothing listening: the message says the connection was refused."""
-    result = await run_once(check(f"http://127.0.0.1:{refused_port()}"))
-    assert_failed(result, "refused the connection", permanent=False)
-
-
-async def test_it_fails_when_the_port_is_black_holed() -> None:
-    """A port that accepts and never answers fails at the timeout."""
-    with black_hole() as hole:
-        result = await run_once(check(f"http://127.0.0.1:{hole.port}", timeout=0.3))
-    assert_failed(result, permanent=False)

@@ -10,10 +10,8 @@ import pytest
 from app.checks.base import Status
 from app.checks.whatsapp import WhatsAppCheck
 from tests.credentials import fake_secret
-from tests.fakes.base import Fault
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.fakes.whatsapp import VERSION, FakeWhatsApp
-from tests.servers import black_hole, refused_port
 
 TOKEN = fake_secret("EAAG", 40)
 NUMBER = "106540352242922"
@@ -95,66 +93,3 @@ async def test_it_fails_permanently_when_the_number_does_not_exist(graph: FakeWh
     """Graph's 'object does not exist' (code 100, subcode 33) is a wrong phone_number_id."""
     result = await run_once(check(graph.url, number="999999999999999"))
     assert_failed(result, "999999999999999", "phone_number_id", permanent=True)
-
-
-async def test_it_fails_permanently_on_404(graph: FakeWhatsApp) -> None:
-    """A plain 404 is treated as a missing phone number."""
-    graph.inject(Fault(status=404))
-    result = await run_once(check(graph.url))
-    assert_failed(result, NUMBER, permanent=True)
-
-
-async def test_it_fails_permanently_on_403(graph: FakeWhatsApp) -> None:
-    """403 (permission error code 10): the token may not read the number."""
-    graph.inject(Fault(status=403))
-    result = await run_once(check(graph.url))
-    assert_failed(result, "permission", permanent=True)
-
-
-async def test_it_fails_and_may_retry_when_rate_limited(graph: FakeWhatsApp) -> None:
-    """429 (code 4) is not permanent."""
-    graph.inject(Fault(status=429))
-    result = await run_once(check(graph.url))
-    assert_failed(result, "rate-limiting", permanent=False)
-
-
-@pytest.mark.parametrize("status", [500, 503])
-async def test_it_fails_when_the_graph_api_is_failing(graph: FakeWhatsApp, status: int) -> None:
-    """5xx fails, not permanently."""
-    graph.inject(Fault(status=status))
-    result = await run_once(check(graph.url))
-    assert_failed(result, f"HTTP {status}", permanent=False)
-
-
-async def test_it_fails_when_the_body_is_not_json(graph: FakeWhatsApp) -> None:
-    """A body that is not JSON fails."""
-    graph.inject(Fault(raw=b"<!DOCTYPE html><title>Error</title>"))
-    result = await run_once(check(graph.url))
-    assert_failed(result, "not JSON")
-
-
-async def test_it_fails_when_the_body_has_the_wrong_shape(graph: FakeWhatsApp) -> None:
-    """A node without a status field fails rather than passing."""
-    graph.inject(Fault(json={"id": NUMBER, "verified_name": "Booking Service"}))
-    result = await run_once(check(graph.url))
-    assert_failed(result, "'status'")
-
-
-async def test_it_fails_when_graph_answers_slower_than_the_timeout(graph: FakeWhatsApp) -> None:
-    """A response slower than the timeout fails."""
-    graph.inject(Fault(delay=1.5))
-    result = await run_once(check(graph.url, timeout=0.3))
-    assert_failed(result, "within", permanent=False)
-
-
-async def test_it_fails_when_the_connection_is_refused() -> None:
-    """Nothing listening: refused."""
-    result = await run_once(check(f"http://127.0.0.1:{refused_port()}"))
-    assert_failed(result, "refused the connection")
-
-
-async def test_it_fails_when_the_port_is_black_holed() -> None:
-    """A black hole fails at the timeout."""
-    with black_hole() as hole:
-        result = await run_once(check(f"http://127.0.0.1:{hole.port}", timeout=0.3))
-    assert_failed(result, "within", permanent=False)
