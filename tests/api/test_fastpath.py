@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from app.api.fastpath import HealthFastPath
+from app.api.render import detailed_health_body, public_health_body
 from tests.harness import RunningApp, running_app, settings_for
 from tests.servers import PostgresCluster, refused_port
 
@@ -91,7 +92,7 @@ async def test_get_health_is_answered_before_the_router(running: RunningApp) -> 
     headers = dict(start["headers"])
     assert headers[b"content-type"] == b"application/health+json"
     assert headers[b"cache-control"] == b"no-store"
-    snapshot_body = running.runtime.monitor.snapshot.public_health_body
+    snapshot_body = public_health_body(running.runtime.monitor.snapshot)
     assert body["body"] == snapshot_body
     assert headers[b"content-length"] == str(len(snapshot_body)).encode()
     assert body["body"].startswith(b'{"status":"pass"')
@@ -185,7 +186,7 @@ async def test_details_always_are_served_by_the_fast_path(
         await running.runtime.scheduler.run_now("db")
         downstream, sent = await _call(running)
         assert downstream.paths == []
-        assert sent[1]["body"] == running.runtime.monitor.snapshot.detailed_health_body
+        assert sent[1]["body"] == detailed_health_body(running.runtime.monitor.snapshot)
         assert (await running.client.get("/health")).json()["checks"]["db"][0]["status"] == "pass"
 
 
