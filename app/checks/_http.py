@@ -50,6 +50,9 @@ MAX_IN_FLIGHT = 512
 # many connections, and checks of other hosts are not held up by it.
 MAX_CONNECTIONS_PER_HOST = 100
 USER_AGENT = "drwatch"
+# How a 404 and a 5xx from a vendor API end, unless the check knows better (status_failure).
+MISSING_MEANS = "the id in the configuration is wrong or it was deleted"
+FAILING_MEANS = "expect an outage there and check its status page"
 
 
 def _connection_certificate_expiry(response: aiohttp.ClientResponse) -> float | None:
@@ -288,9 +291,20 @@ class HttpClient:
         return CheckFailed(f"The request to {what} at {where} failed ({detail}).")
 
     def status_failure(
-        self, response: HttpResponse, *, credential: str = "credentials", resource: str = ""
+        self,
+        response: HttpResponse,
+        *,
+        credential: str = "credentials",
+        resource: str = "",
+        missing_means: str = MISSING_MEANS,
+        failing_means: str = FAILING_MEANS,
     ) -> CheckFailed:
-        """What an unexpected HTTP status from an API means for a person."""
+        """What an unexpected HTTP status from an API means for a person.
+
+        ``missing_means`` and ``failing_means`` finish the sentences for 404 and 5xx: what they
+        mean depends on what the other side is (an API with ids in the configuration, or a
+        status page, which has no id and is itself the place one would look for an outage).
+        """
         code = response.status_code
         detail = self.error_detail(response)
         said = f"HTTP {code}: {detail}" if detail else f"HTTP {code}"
@@ -313,8 +327,7 @@ class HttpClient:
             )
         if code == 404:
             return CheckFailed(
-                f"{what} has no {target} ({said}); the id in the configuration is wrong or it "
-                "was deleted.",
+                f"{what} has no {target} ({said}); {missing_means}.",
                 permanent=True,
                 context=context,
             )
@@ -326,8 +339,7 @@ class HttpClient:
             )
         if code >= 500:
             return CheckFailed(
-                f"{what} is failing on its side ({said}); expect an outage there and check its "
-                "status page.",
+                f"{what} is failing on its side ({said}); {failing_means}.",
                 context=context,
             )
         return CheckFailed(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from app.checks import base
-from app.checks._http import HttpClient, HttpResponse, shown_url
+from app.checks._http import FAILING_MEANS, MISSING_MEANS, HttpClient, HttpResponse, shown_url
 from app.checks.base import Check, CheckContext, CheckFailed
 
 P = TypeVar("P", bound=base.Params)
@@ -45,6 +45,9 @@ class ApiCheck(Check[P]):
     vendor: ClassVar[str]
     default_criticality: ClassVar[base.Criticality] = "degraded"
     default_interval: ClassVar[float] = 60.0
+    # How "HTTP 404" and "HTTP 5xx" sentences end for this vendor (see HttpClient.status_failure).
+    missing_means: ClassVar[str] = MISSING_MEANS
+    failing_means: ClassVar[str] = FAILING_MEANS
 
     def __init__(
         self, name: str, params: P, *, timeout: float, context: CheckContext | None = None
@@ -79,7 +82,13 @@ class ApiCheck(Check[P]):
         """GET ``url`` and return its JSON body; any status but 2xx becomes CheckFailed."""
         response = await self.http.request("GET", url, params=params)
         if not response.is_success:
-            raise self.http.status_failure(response, credential=credential, resource=resource)
+            raise self.http.status_failure(
+                response,
+                credential=credential,
+                resource=resource,
+                missing_means=self.missing_means,
+                failing_means=self.failing_means,
+            )
         return self.http.json(response)
 
     async def close(self) -> None:

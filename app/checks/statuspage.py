@@ -46,6 +46,16 @@ class StatuspageCheck(ApiCheck["StatuspageCheck.Params"]):
             return value
 
     vendor: ClassVar[str] = "The status page"
+    # A status page has no id in the configuration, and it is itself where one would look for
+    # the vendor's outage: say what its own 404 and 5xx mean instead.
+    missing_means: ClassVar[str] = (
+        "the address is not an Atlassian Statuspage page (it has no /api/v2 there) or the page "
+        "was removed; fix base_url"
+    )
+    failing_means: ClassVar[str] = (
+        "the status page itself has an outage, so the vendor's state cannot be read from it; "
+        "check the vendor's other channels"
+    )
     default_interval: ClassVar[float] = 120.0
 
     def client_options(self) -> dict[str, Any]:

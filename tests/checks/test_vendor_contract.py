@@ -55,6 +55,8 @@ class Vendor:
     fault_path: str = ""  # the faults hit requests under this path only
     rate_limited: Status = Status.FAIL
     slow_timeout: float = 0.3
+    # Advice that would be wrong for this vendor in its 404 and 5xx sentences.
+    never_says: tuple[str, ...] = ()
 
     def fault(self, **fields: Any) -> Fault:
         return Fault(path=self.fault_path, **fields)
@@ -209,6 +211,8 @@ VENDORS = [
         not_json=b"<html>status</html>",
         wrong_shape=Fault(json={"page": {"name": "Twilio"}, "status": {"description": "ok"}}),
         wrong_shape_says="'indicator'",
+        # A status page has no id in the configuration, and is itself the status page.
+        never_says=("id in the configuration", "check its status page"),
     ),
 ]
 
@@ -253,6 +257,8 @@ async def test_it_fails_permanently_on_404(vendor: Running) -> None:
     vendor.fake.inject(vendor.vendor.fault(status=404))
     result = await run_once(vendor.check())
     assert_failed(result, *vendor.vendor.not_found_says, permanent=True)
+    for wrong in vendor.vendor.never_says:
+        assert wrong not in result.output
 
 
 async def test_it_may_retry_when_rate_limited(vendor: Running) -> None:
@@ -270,6 +276,8 @@ async def test_it_fails_when_the_vendor_is_failing(vendor: Running, status: int)
     vendor.fake.inject(vendor.vendor.fault(status=status))
     result = await run_once(vendor.check())
     assert_failed(result, f"HTTP {status}", "outage", permanent=False)
+    for wrong in vendor.vendor.never_says:
+        assert wrong not in result.output
 
 
 async def test_it_fails_when_the_body_is_not_json(vendor: Running) -> None:
