@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, load_config, load_settings, load_yaml, parse_config
+from app.config import load_config, load_yaml, parse_config
+from app.errors import ConfigError
+from app.settings import load_settings
 
 
 def _errors(document: Any) -> dict[str, str]:

@@ -116,6 +116,7 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
             return value
 
     default_timeout: ClassVar[float] = 240.0
+    restorable: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

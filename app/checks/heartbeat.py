@@ -62,6 +62,11 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
 
     default_interval: ClassVar[float] = 60.0
     default_timeout: ClassVar[float] = 10.0
+    accepts_pushes: ClassVar[bool] = True
+
+    @classmethod
+    def push_token(cls, params: HeartbeatCheck.Params) -> str | None:
+        return params.token.get_secret_value()
 
     @property
     def rpo_seconds(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -176,6 +177,9 @@ class HttpCheck(Check["HttpCheck.Params"]):
             return self
 
     default_criticality: ClassVar[base.Criticality] = "critical"
+    gauges: ClassVar[Mapping[str, str]] = {
+        "tls_cert_expiry_timestamp_seconds": "drwatch_tls_cert_expiry_timestamp_seconds"
+    }
 
     def __init__(
         self,

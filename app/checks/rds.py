@@ -27,7 +27,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from app.checks import base
-from app.checks._backup import BackupCheck, BackupFacts, aws_config, aws_failure, iso_utc
+from app.checks._aws import aws_config, aws_failure
+from app.checks._backup import BackupCheck, BackupFacts, iso_utc
 from app.checks.base import CheckFailed, Result, Status
 from app.units import Duration, format_duration
 

@@ -30,11 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator
 
 from app.checks import base
+from app.checks._aws import aws_config, aws_failure
 from app.checks._backup import (
     BackupCheck,
     BackupFacts,
-    aws_config,
-    aws_failure,
     check_regex,
     check_zone,
     name_time_parser,
@@ -97,6 +96,7 @@ class S3Check(BackupCheck["S3Check.Params"]):
 
     default_interval: ClassVar[float] = 300.0
     default_timeout: ClassVar[float] = 60.0
+    restorable: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -48,6 +49,9 @@ class TlsCheck(Check["TlsCheck.Params"]):
 
     default_criticality: ClassVar[base.Criticality] = "critical"
     default_interval: ClassVar[float] = 300.0
+    gauges: ClassVar[Mapping[str, str]] = {
+        "tls_cert_expiry_timestamp_seconds": "drwatch_tls_cert_expiry_timestamp_seconds"
+    }
 
     @property
     def _name(self) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -73,6 +74,15 @@ class WalArchiveCheck(BackupCheck["WalArchiveCheck.Params"]):
 
     default_interval: ClassVar[float] = 300.0
     default_timeout: ClassVar[float] = 15.0
+    gauges: ClassVar[Mapping[str, str]] = {
+        "wal_archive_age_seconds": "drwatch_wal_archive_age_seconds",
+        "rpo_seconds": "drwatch_wal_archive_rpo_seconds",
+    }
+
+    @classmethod
+    def production_dsn(cls, params: WalArchiveCheck.Params) -> str | None:
+        # The primary whose WAL is archived: a drill's scratch databases have no place there.
+        return params.dsn.get_secret_value()
 
     @property
     def where(self) -> str:
