@@ -83,27 +83,71 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
     """
 
     class Params(base.Params):
-        path: Path
-        pattern: str = "*"
-        rpo: Duration = 86400.0
-        min_size: ByteSize = 1
-        max_shrink: float = Field(0.5, ge=0.0, le=1.0)
-        verify: bool = True
-        # Where a dump's time comes from: its name (falling back to mtime for names without a
-        # timestamp), or always its mtime.
-        timestamp: Literal["name", "mtime"] = "name"
-        # A strptime format for the timestamp in names ("%Y-%m-%d_%H%M"); the default accepts
-        # backup_YYYYmmdd_HHMMSS and ISO-8601 (also with '-' for ':' in the time).
-        name_format: str | None = None
-        # A regex picking the timestamp out of a name (group "ts", or the first group).
-        name_regex: str | None = None
-        # Zone of name timestamps that carry no offset.
-        name_timezone: str = "UTC"
-        # A dump modified more recently than this is taken to be still being written.
-        settle: Duration = 5.0
-        # The newest candidate is looked at twice this far apart; a change means still growing.
-        recheck_delay: Duration = 0.5
-        pg_restore: str = "pg_restore"
+        path: Path = Field(description="Directory the backup job writes its dumps to.")
+        pattern: str = Field(
+            "*",
+            description="Glob, relative to path, of the dumps to look at, e.g. backup_*.sql.gz.",
+        )
+        rpo: Duration = Field(
+            86400.0,
+            description="Recovery point objective: fail when the newest good dump is older.",
+        )
+        min_size: ByteSize = Field(
+            1, description="Dumps smaller than this (e.g. 1MB) are bad, like empty ones."
+        )
+        max_shrink: float = Field(
+            0.5,
+            ge=0.0,
+            le=1.0,
+            description=(
+                "Warn when the newest dump is smaller than the median of the earlier ones by more "
+                "than this share (0.5 = half)."
+            ),
+        )
+        verify: bool = Field(
+            True,
+            description=(
+                "Read the newest dump through (pg_restore, decompression, SHA-256 sidecar) to "
+                "prove it is complete and readable."
+            ),
+        )
+        timestamp: Literal["name", "mtime"] = Field(
+            "name",
+            description=(
+                "Where a dump's time comes from: the timestamp in its name (falling back to the "
+                "modification time for names without one), or always its modification time."
+            ),
+        )
+        name_format: str | None = Field(
+            None,
+            description=(
+                "strptime format of the timestamp in names, e.g. %Y-%m-%d_%H%M; by default "
+                "backup_YYYYmmdd_HHMMSS and ISO-8601 (also with - for : in the time) are read."
+            ),
+        )
+        name_regex: str | None = Field(
+            None,
+            description="Regular expression picking the timestamp out of a name (group ts, or "
+            "the first group).",
+        )
+        name_timezone: str = Field(
+            "UTC", description="Time zone of name timestamps that carry no offset."
+        )
+        settle: Duration = Field(
+            5.0,
+            description="A dump modified more recently than this is taken to be still written.",
+        )
+        recheck_delay: Duration = Field(
+            0.5,
+            description=(
+                "The newest candidate is looked at twice this far apart; a change in size or "
+                "modification time means it is still growing."
+            ),
+        )
+        pg_restore: str = Field(
+            "pg_restore",
+            description="The pg_restore program that verifies custom, directory and tar dumps.",
+        )
 
         _regex = field_validator("name_regex")(check_regex)
         _zone = field_validator("name_timezone")(check_zone)

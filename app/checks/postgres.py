@@ -95,7 +95,9 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
             None,
             description="Read-only query to run instead of SELECT 1, in a read-only transaction.",
         )
-        expect_role: Literal["primary", "replica"] | None = None
+        expect_role: Literal["primary", "replica"] | None = Field(
+            None, description="Fail unless the server is in this role; default: either."
+        )
         max_replication_lag: Duration | None = Field(
             None, description="On a replica: fail when replay is further behind than this."
         )

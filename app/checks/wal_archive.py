@@ -62,7 +62,10 @@ class WalArchiveCheck(BackupCheck["WalArchiveCheck.Params"]):
 
     class Params(base.Params):
         dsn: SecretStr = Field(description="postgresql://user:password@host:port/database")
-        rpo: Duration = 900.0
+        rpo: Duration = Field(
+            900.0,
+            description="Recovery point objective: fail when the last archived WAL is older.",
+        )
 
         @field_validator("dsn")
         @classmethod
