@@ -84,70 +84,32 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
 
     class Params(base.Params):
         path: Path = Field(description="Directory the backup job writes its dumps to.")
-        pattern: str = Field(
-            "*",
-            description="Glob, relative to path, of the dumps to look at, e.g. backup_*.sql.gz.",
-        )
-        rpo: Duration = Field(
-            86400.0,
-            description="Recovery point objective: fail when the newest good dump is older.",
-        )
-        min_size: ByteSize = Field(
-            1, description="Dumps smaller than this (e.g. 1MB) are bad, like empty ones."
-        )
+        pattern: str = Field("*", description="Glob of the dumps, relative to path.")
+        rpo: Duration = Field(86400.0, description="Fail when the newest good dump is older.")
+        min_size: ByteSize = Field(1, description="Smaller dumps are bad, like empty ones.")
         max_shrink: float = Field(
             0.5,
             ge=0.0,
             le=1.0,
-            description=(
-                "Warn when the newest dump is smaller than the median of the earlier ones by more "
-                "than this share (0.5 = half)."
-            ),
+            description="Warn when smaller than the earlier dumps' median by more than this share.",
         )
-        verify: bool = Field(
-            True,
-            description=(
-                "Read the newest dump through (pg_restore, decompression, SHA-256 sidecar) to "
-                "prove it is complete and readable."
-            ),
-        )
+        verify: bool = Field(True, description="Read the newest dump through to prove it whole.")
         timestamp: Literal["name", "mtime"] = Field(
-            "name",
-            description=(
-                "Where a dump's time comes from: the timestamp in its name (falling back to the "
-                "modification time for names without one), or always its modification time."
-            ),
+            "name", description="A dump's time: from its name (else mtime), or its mtime."
         )
         name_format: str | None = Field(
             None,
-            description=(
-                "strptime format of the timestamp in names, e.g. %Y-%m-%d_%H%M; by default "
-                "backup_YYYYmmdd_HHMMSS and ISO-8601 (also with - for : in the time) are read."
-            ),
+            description="strptime format of name timestamps; default: YYYYmmdd_HHMMSS, ISO-8601",
         )
         name_regex: str | None = Field(
-            None,
-            description="Regular expression picking the timestamp out of a name (group ts, or "
-            "the first group).",
+            None, description="Regex picking the timestamp out of a name (group ts or first)."
         )
-        name_timezone: str = Field(
-            "UTC", description="Time zone of name timestamps that carry no offset."
-        )
-        settle: Duration = Field(
-            5.0,
-            description="A dump modified more recently than this is taken to be still written.",
-        )
+        name_timezone: str = Field("UTC", description="Zone of name timestamps with no offset.")
+        settle: Duration = Field(5.0, description="Dumps modified more recently are in progress.")
         recheck_delay: Duration = Field(
-            0.5,
-            description=(
-                "The newest candidate is looked at twice this far apart; a change in size or "
-                "modification time means it is still growing."
-            ),
+            0.5, description="Gap between two looks at the newest dump; a change: still growing."
         )
-        pg_restore: str = Field(
-            "pg_restore",
-            description="The pg_restore program that verifies custom, directory and tar dumps.",
-        )
+        pg_restore: str = Field("pg_restore", description="The pg_restore program to verify with.")
 
         _regex = field_validator("name_regex")(check_regex)
         _zone = field_validator("name_timezone")(check_zone)
