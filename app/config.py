@@ -33,7 +33,7 @@ from app.errors import ConfigError
 from app.interpolate import interpolate
 from app.quick_start import quick_start_document
 from app.settings import Settings
-from app.units import NAME_PATTERN as NAME_PATTERN  # app.drills reads drill names' rule here
+from app.units import NAME_PATTERN as NAME_PATTERN  # drill names too; app.drills imports it here
 from app.units import Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
