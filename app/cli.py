@@ -24,10 +24,12 @@ from typing import Any
 
 from app import logs
 from app.checks.base import Status
-from app.config import Config, ConfigError, Settings, load_config, load_settings
+from app.config import Config, load_config
+from app.errors import ConfigError
 from app.monitor import Snapshot
 from app.runner import run_check
 from app.runtime import Runtime
+from app.settings import Settings, load_settings
 from app.units import format_duration
 
 EXIT_CODES = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}

@@ -1,169 +1,44 @@
-"""Configuration: process settings from the environment, check specs from YAML (or the environment).
-
-Settings are ``DRWATCH_*`` environment variables; any of them may instead be given as
-``DRWATCH_<NAME>_FILE`` pointing at a file that holds the value (Kubernetes/Docker secrets).
+"""The configuration document: checks and drills, from YAML (or the environment).
 
 Checks come from, in order of precedence:
 
 1. the YAML file named by ``DRWATCH_CONFIG`` (``${VAR}`` and ``${VAR:-default}`` are replaced by
-   environment variables; ``${VAR}`` also reads ``VAR_FILE`` when ``VAR`` is unset);
+   environment variables, see :mod:`app.interpolate`);
 2. the variables the guarded application already has (``DATABASE_URL``, ``REDIS_URL``, ...), see
-   :data:`QUICK_START`;
+   :mod:`app.quick_start`;
 3. the example configuration shipped in ``app/example-config.yaml`` (local PostgreSQL and Redis).
 
-Everything is validated before anything starts. :class:`ConfigError` carries every problem at once,
-each with its field path (``checks.2.params.dsn``), and the CLI exits with code 2.
+Everything is validated before anything starts. :class:`~app.errors.ConfigError` carries every
+problem at once, each with its field path (``checks.2.params.dsn``), and the CLI exits with code 2.
+Process settings (``DRWATCH_*``) are :mod:`app.settings`.
 """
 
 from __future__ import annotations
 
 import builtins
 import os
-import re
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app import redact
-from app.checks import CHECK_TYPES
+from app.checks import CHECK_TYPES, check_class, types_that
 from app.checks.base import Check, CheckContext, Criticality, Params, collect_secrets
 from app.drills import DrillSpec, check_targets
+from app.errors import ConfigError
+from app.interpolate import interpolate
+from app.quick_start import quick_start_document
+from app.settings import Settings
+from app.units import NAME_PATTERN as NAME_PATTERN  # drill names too; app.drills imports it here
 from app.units import Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 # /health/live and /health/ready are the service's own probes, not checks.
 RESERVED_NAMES = frozenset({"live", "ready"})
-
-
-class ConfigError(Exception):
-    """The configuration is invalid. ``errors`` lists (field path, message) pairs."""
-
-    def __init__(self, errors: list[tuple[str, str]], source: str = "configuration") -> None:
-        self.errors = errors
-        self.source = source
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        lines = [f"{self.source} is invalid ({len(self.errors)} error(s)):"]
-        lines += [f"  {path}: {message}" for path, message in self.errors]
-        return "\n".join(lines)
-
-
-# --- process settings -----------------------------------------------------------------------
-
-
-class _FileSecretsSource(PydanticBaseSettingsSource):
-    """``DRWATCH_<NAME>_FILE=/run/secrets/x`` provides ``<name>`` from the file's contents."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        path = os.environ.get(f"DRWATCH_{field_name.upper()}_FILE")
-        if not path:
-            return None, field_name, False
-        try:
-            return Path(path).read_text().strip(), field_name, False
-        except OSError as exc:
-            raise ValueError(
-                f"DRWATCH_{field_name.upper()}_FILE={path} cannot be read: {exc.strerror}"
-            ) from exc
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, info in self.settings_cls.model_fields.items():
-            value, key, _ = self.get_field_value(info, name)
-            if value is not None:
-                values[key] = value
-        return values
-
-
-class Settings(BaseSettings):
-    """Process-wide settings, from ``DRWATCH_*`` environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix="DRWATCH_", extra="ignore", frozen=True)
-
-    config: Path | None = Field(None, description="YAML file with the checks (and drills).")
-    state_url: str = Field(
-        "sqlite+aiosqlite:///drwatch-state.db",
-        description="SQLAlchemy URL of the state store; postgresql+asyncpg://... for replicas.",
-    )
-    host: str = "0.0.0.0"  # noqa: S104 - a sidecar must be reachable by the health checker
-    port: int = Field(8080, ge=1, le=65535)
-    service_id: str = Field(default_factory=socket.gethostname)
-    details_token: SecretStr | None = Field(
-        None, description="Bearer token that unlocks per-check details on /health."
-    )
-    admin_token: SecretStr | None = Field(
-        None, description="Bearer token for admin endpoints (starting restore drills)."
-    )
-    health_details: Literal["authorized", "always", "never"] = "authorized"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
-    migrate_on_start: bool | None = Field(
-        None, description="Run migrations at start-up; default: yes for SQLite, no for PostgreSQL."
-    )
-    store_retry_max: Duration = Field(60.0, description="Longest wait between store write retries.")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _FileSecretsSource(settings_cls)
-
-    @property
-    def migrations_on_start(self) -> bool:
-        if self.migrate_on_start is not None:
-            return self.migrate_on_start
-        return self.state_url.startswith("sqlite")
-
-    def secrets(self) -> list[str]:
-        found = [t.get_secret_value() for t in (self.details_token, self.admin_token) if t]
-        password = redact.url_password(self.state_url)
-        return [*found, *([password] if password else [])]
-
-
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Settings from the environment; raises ConfigError listing every invalid variable."""
-    try:
-        if environ is None:
-            settings = Settings()
-        else:
-            saved = dict(os.environ)
-            os.environ.clear()
-            os.environ.update(environ)
-            try:
-                settings = Settings()
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
-    except ValidationError as exc:
-        errors = [
-            (f"DRWATCH_{'.'.join(str(p) for p in e['loc']).upper()}", _message(e))
-            for e in exc.errors()
-        ]
-        raise ConfigError(errors, "environment") from None
-    except ValueError as exc:
-        raise ConfigError([("environment", str(exc))], "environment") from None
-    redact.register(settings.secrets())
-    return settings
-
-
-# --- check specs ----------------------------------------------------------------------------
 
 
 class CheckSpec(BaseModel):
@@ -198,7 +73,7 @@ class CheckConfig:
 
     @property
     def check_class(self) -> builtins.type[Check[Any]]:
-        return CHECK_TYPES[self.type]
+        return check_class(self.type)
 
     def build(self, context: CheckContext | None = None) -> Check[Any]:
         return self.check_class(self.name, self.params, timeout=self.timeout, context=context)
@@ -226,15 +101,6 @@ class Config:
         return Config(tuple(c for c in self.checks if c.name in wanted), self.source)
 
 
-def _message(error: Mapping[str, Any]) -> str:
-    message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        return "unknown key"
-    if error["type"] == "missing":
-        return "required but missing"
-    return message.removeprefix("Value error, ")
-
-
 def _path(*parts: object) -> str:
     return ".".join(str(p) for p in parts if p != "")
 
@@ -250,7 +116,7 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
         top = _TopLevel.model_validate(raw)
     except ValidationError as exc:
         for e in exc.errors():
-            errors.append((_path(*e["loc"]) or "(top level)", _message(e)))
+            errors.append((_path(*e["loc"]) or "(top level)", ConfigError.describe(e)))
         raise ConfigError(errors, source) from None
 
     checks: list[CheckConfig] = []
@@ -261,23 +127,24 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
             spec = CheckSpec.model_validate(entry)
         except ValidationError as exc:
             for e in exc.errors():
-                errors.append((_path(base, *e["loc"]), _message(e)))
+                errors.append((_path(base, *e["loc"]), ConfigError.describe(e)))
             # Still validate the params of a known type, so every error shows in one go.
             spec = None
         type_name = entry.get("type") if isinstance(entry, dict) else None
-        check_class = CHECK_TYPES.get(type_name) if isinstance(type_name, str) else None
-        if isinstance(type_name, str) and check_class is None:
+        known_type = isinstance(type_name, str) and type_name in CHECK_TYPES
+        cls = check_class(type_name) if known_type else None
+        if isinstance(type_name, str) and cls is None:
             known = ", ".join(sorted(CHECK_TYPES))
             errors.append((f"{base}.type", f"unknown check type {type_name!r} (known: {known})"))
         params: Params | None = None
         raw_params = entry.get("params", {}) if isinstance(entry, dict) else {}
-        if check_class is not None and isinstance(raw_params, dict):
+        if cls is not None and isinstance(raw_params, dict):
             try:
-                params = check_class.Params.model_validate(raw_params)
+                params = cls.Params.model_validate(raw_params)
             except ValidationError as exc:
                 for e in exc.errors():
-                    errors.append((_path(base, "params", *e["loc"]), _message(e)))
-        if spec is None or check_class is None or params is None:
+                    errors.append((_path(base, "params", *e["loc"]), ConfigError.describe(e)))
+        if spec is None or cls is None or params is None:
             continue
         if spec.name in RESERVED_NAMES:
             errors.append((f"{base}.name", f"{spec.name!r} is reserved for /health/{spec.name}"))
@@ -291,8 +158,8 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
             )
             continue
         seen[spec.name] = index
-        interval = spec.interval if spec.interval is not None else check_class.default_interval
-        timeout = spec.timeout if spec.timeout is not None else check_class.default_timeout
+        interval = spec.interval if spec.interval is not None else cls.default_interval
+        timeout = spec.timeout if spec.timeout is not None else cls.default_timeout
         if spec.timeout is None:
             timeout = min(timeout, interval * 0.8)
         if interval <= 0:
@@ -311,7 +178,7 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
             CheckConfig(
                 name=spec.name,
                 type=spec.type,
-                criticality=spec.criticality or check_class.default_criticality,
+                criticality=spec.criticality or cls.default_criticality,
                 interval=interval,
                 timeout=timeout,
                 fall=spec.fall,
@@ -331,10 +198,6 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
     return config
 
 
-# Restore drills restore what these backup sources point at (a file or an S3 object).
-DRILL_SOURCE_TYPES = frozenset({"backup_files", "s3"})
-
-
 def _parse_drills(
     entries: list[dict[str, Any]], checks: list[CheckConfig], errors: list[tuple[str, str]]
 ) -> list[DrillSpec]:
@@ -347,7 +210,7 @@ def _parse_drills(
             drill = DrillSpec.model_validate(entry)
         except ValidationError as exc:
             for e in exc.errors():
-                errors.append((_path(base, *e["loc"]), _message(e)))
+                errors.append((_path(base, *e["loc"]), ConfigError.describe(e)))
             continue
         if drill.name in seen:
             errors.append((f"{base}.name", f"duplicate drill name {drill.name!r}"))
@@ -356,63 +219,24 @@ def _parse_drills(
         source = by_name.get(drill.source)
         if source is None:
             errors.append((f"{base}.source", f"no check named {drill.source!r}"))
-        elif source.type not in DRILL_SOURCE_TYPES:
+        elif not source.check_class.restorable:
             errors.append(
                 (
                     f"{base}.source",
                     f"{drill.source!r} is a {source.type} check; a drill restores the newest "
-                    "backup of a backup_files or s3 check",
+                    f"backup of a {_either(types_that('restorable'))} check",
                 )
             )
         drills.append(drill)
-    production = [c.params.dsn for c in checks if c.type == "postgres"]  # type: ignore[attr-defined]
+    # A drill creates and drops databases: it must never target one that drwatch watches.
+    production = [dsn for c in checks if (dsn := c.check_class.production_dsn(c.params))]
     errors.extend(check_targets(drills, production))
     return drills
 
 
-# --- ${VAR} interpolation ---------------------------------------------------------------------
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$")
-
-
-def interpolate(raw: Any, environ: Mapping[str, str], errors: list[tuple[str, str]]) -> Any:
-    """Replace ``${VAR}`` in every string of a parsed document, collecting missing variables."""
-
-    def walk(node: Any, path: str) -> Any:
-        if isinstance(node, dict):
-            return {k: walk(v, _path(path, k)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, _path(path, i)) for i, v in enumerate(node)]
-        if isinstance(node, str) and "$" in node:
-            return _VAR.sub(lambda m: replace(m, path or "(top level)"), node)
-        return node
-
-    def replace(match: re.Match[str], path: str) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, default = match.group(1), match.group(2)
-        value = lookup_env(name, environ)
-        if value is not None:
-            return value
-        if default is not None:
-            return default
-        errors.append((path, f"environment variable {name} is not set"))
-        return ""
-
-    return walk(raw, "")
-
-
-def lookup_env(name: str, environ: Mapping[str, str]) -> str | None:
-    """``environ[name]``, else the contents of the file named by ``environ[name + "_FILE"]``."""
-    if environ.get(name):
-        return environ[name]
-    file_name = environ.get(f"{name}_FILE")
-    if file_name:
-        try:
-            return Path(file_name).read_text().strip()
-        except OSError:
-            return None
-    return None
+def _either(names: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return " or ".join(filter(None, (", ".join(names[:-1]), names[-1])))
 
 
 def load_yaml(path: Path, environ: Mapping[str, str]) -> Config:
@@ -437,57 +261,6 @@ def load_yaml(path: Path, environ: Mapping[str, str]) -> Config:
     if errors:
         raise ConfigError(errors, source)
     return config
-
-
-# --- env-only quick start ---------------------------------------------------------------------
-
-QUICK_START: tuple[tuple[tuple[str, ...], str, str, Criticality, dict[str, str]], ...] = (
-    # (variables that must all be set, check name, type, criticality, {param: variable})
-    (("DATABASE_URL",), "database", "postgres", "critical", {"dsn": "DATABASE_URL"}),
-    (("REDIS_URL",), "redis", "redis", "critical", {"url": "REDIS_URL"}),
-    (
-        ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"),
-        "twilio",
-        "twilio",
-        "degraded",
-        {"account_sid": "TWILIO_ACCOUNT_SID", "auth_token": "TWILIO_AUTH_TOKEN"},
-    ),
-    (("VAPI_API_KEY",), "vapi", "vapi", "degraded", {"api_key": "VAPI_API_KEY"}),
-    (
-        ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CALENDAR_ID"),
-        "google-calendar",
-        "google_calendar",
-        "degraded",
-        {"credentials_file": "GOOGLE_APPLICATION_CREDENTIALS", "calendar_id": "GOOGLE_CALENDAR_ID"},
-    ),
-    (("OPENAI_API_KEY",), "openai", "openai", "degraded", {"api_key": "OPENAI_API_KEY"}),
-    (
-        ("WHATSAPP_TOKEN", "WHATSAPP_PHONE_NUMBER_ID"),
-        "whatsapp",
-        "whatsapp",
-        "degraded",
-        {"token": "WHATSAPP_TOKEN", "phone_number_id": "WHATSAPP_PHONE_NUMBER_ID"},
-    ),
-    (("BACKUP_DIR",), "backups", "backup_files", "degraded", {"path": "BACKUP_DIR"}),
-)
-_QUICK_START_EXTRA: dict[str, dict[str, Any]] = {"backup_files": {"rpo": "24h"}}
-
-
-def quick_start_document(environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """A config document built from the application's own variables, or None if none is set."""
-    checks = []
-    for variables, name, type_name, criticality, mapping in QUICK_START:
-        if type_name not in CHECK_TYPES:
-            continue
-        values = {v: lookup_env(v, environ) for v in variables}
-        if not all(values.values()):
-            continue
-        params: dict[str, Any] = {p: lookup_env(v, environ) for p, v in mapping.items()}
-        params.update(_QUICK_START_EXTRA.get(type_name, {}))
-        checks.append(
-            {"name": name, "type": type_name, "criticality": criticality, "params": params}
-        )
-    return {"checks": checks} if checks else None
 
 
 def load_config(settings: Settings, environ: Mapping[str, str] | None = None) -> Config:

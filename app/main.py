@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse
 
 from app.api import backups, checks, drills, health, metrics
 from app.api.fastpath import HealthFastPath
-from app.config import Config, Settings
+from app.config import Config
+from app.errors import StoreUnavailable
 from app.runtime import Runtime, drwatch_version
+from app.settings import Settings
 
 
 def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True) -> FastAPI:
@@ -49,5 +51,11 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
             {"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
         ]
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        # The same body as an HTTPException, so clients see one shape for every error.
+        headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return JSONResponse({"detail": exc.message}, status_code=503, headers=headers)
 
     return app

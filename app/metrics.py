@@ -36,6 +36,11 @@ class MetricSources:
     drills: Callable[[], list[dict[str, Any]]] | None = None
 
 
+# A gauge exported only beside another one of the same check: an objective is exported with the
+# measurement it bounds, so the alert rules never compare a lone objective with nothing.
+_EXPORTED_BESIDE = {"drwatch_wal_archive_rpo_seconds": "drwatch_wal_archive_age_seconds"}
+
+
 def _ts(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value)
@@ -182,6 +187,11 @@ class SnapshotCollector(Collector):
             labels=["source"],
         )
 
+        # The gauges a check type fills from its details, by the names in its ``gauges``.
+        detail_gauges = {
+            family.name: family for family in (replication_lag, tls_expiry, wal_age, wal_rpo)
+        }
+
         for state in snapshot.checks.values():
             name = state.name
             config = state.config
@@ -196,8 +206,9 @@ class SnapshotCollector(Collector):
             interval.add_metric([name], config.interval)
             for result_name, count in state.runs.items():
                 runs.add_metric([name, result_name], float(count))
-            max_lag = getattr(config.params, "max_replication_lag", None)
-            if isinstance(max_lag, int | float):
+            check_class = config.check_class
+            max_lag = check_class.replication_lag_threshold(config.params)
+            if max_lag is not None:
                 replication_lag_max.add_metric([name], float(max_lag))
             result = state.last_result
             if result is None:
@@ -205,15 +216,15 @@ class SnapshotCollector(Collector):
             duration.add_metric([name], result.duration)
             last_run.add_metric([name], result.time.timestamp())
             details = result.details
-            if (value := _num(details.get("replication_lag_seconds"))) is not None:
-                replication_lag.add_metric([name], value)
-            if (value := _num(details.get("tls_cert_expiry_timestamp_seconds"))) is not None:
-                tls_expiry.add_metric([name], value)
-            if (value := _num(details.get("wal_archive_age_seconds"))) is not None:
-                wal_age.add_metric([name], value)
-                if (rpo := _num(details.get("rpo_seconds"))) is not None:
-                    wal_rpo.add_metric([name], rpo)
-            if config.check_class.is_backup_source:
+            values = {
+                metric: value
+                for key, metric in check_class.gauges.items()
+                if (value := _num(details.get(key))) is not None
+            }
+            for metric, value in values.items():
+                if _EXPORTED_BESIDE.get(metric, metric) in values:
+                    detail_gauges[metric].add_metric([name], value)
+            if check_class.is_backup_source:
                 if (rpo := _num(details.get("rpo_seconds"))) is not None:
                     backup_rpo.add_metric([name], rpo)
                 last = _ts(details.get("last_backup_at"))

@@ -15,11 +15,12 @@ from prometheus_client import CollectorRegistry
 
 from app.checks._shared import SharedResources
 from app.checks.base import Check, CheckContext
-from app.config import Config, Settings
+from app.config import Config
 from app.drills import DrillService, backup_from_results
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
 from app.scheduler import Scheduler, add_cron_job
+from app.settings import Settings
 from app.store.db import upgrade
 from app.store.repository import Store, StoreWriter, Transition
 

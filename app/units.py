@@ -1,4 +1,4 @@
-"""Durations and sizes as people write them in configuration ("15s", "24h", "1.5GB")."""
+"""Names, durations and sizes as people write them in configuration ("db-main", "15s", "1.5GB")."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import re
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+"""A check or drill name: it appears in URLs, metric labels and database names."""
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.config import Config, Settings, parse_config
+from app.config import Config, parse_config
 from app.main import create_app
 from app.runtime import Runtime
+from app.settings import Settings
 from tests.polling import eventually
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, load_config, load_settings, load_yaml, parse_config
+from app.config import load_config, load_yaml, parse_config
+from app.errors import ConfigError
+from app.settings import load_settings
 
 
 def _errors(document: Any) -> dict[str, str]:
@@ -179,7 +181,12 @@ def test_config_validate_exits_2_and_lists_every_error(tmp_path: Path) -> None:
     )
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "config", "validate"],
-        env={"DRWATCH_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
+        # PYTHONPATH: the app of this checkout, not the one the virtualenv was installed from.
+        env={
+            "DRWATCH_CONFIG": str(path),
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(Path(__file__).parents[1]),
+        },
         capture_output=True,
         text=True,
         check=False,
@@ -188,3 +195,68 @@ def test_config_validate_exits_2_and_lists_every_error(tmp_path: Path) -> None:
     assert "checks.0.timeout" in result.stderr
     assert "checks.1.name" in result.stderr
     assert "checks.2.params.url" in result.stderr
+
+
+def _drill_document(production: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "checks": [
+            production,
+            {"name": "dumps", "type": "backup_files", "params": {"path": "/backups"}},
+        ],
+        "drills": [
+            {
+                "name": "monthly",
+                "source": "dumps",
+                "target_dsn": "postgresql://admin@db.internal:5432/app",
+            }
+        ],
+    }
+
+
+def test_it_refuses_a_drill_that_targets_a_monitored_database() -> None:
+    """A drill creates and drops databases, so the database of a postgres check is refused."""
+    errors = _errors(_drill_document(_pg(params={"dsn": "postgresql://u@db.internal:5432/app"})))
+    assert "drills.0.target_dsn" in errors
+
+
+def test_it_refuses_a_drill_that_targets_the_primary_whose_wal_is_archived() -> None:
+    """The primary a wal_archive check watches is production too, not a scratch server."""
+    archive = {
+        "name": "pitr",
+        "type": "wal_archive",
+        "params": {"dsn": "postgresql://u@db.internal:5432/app"},
+    }
+    assert "drills.0.target_dsn" in _errors(_drill_document(archive))
+
+
+def test_a_drill_source_must_be_a_type_a_drill_can_restore() -> None:
+    """The message names the restorable types, read from the check classes."""
+    document = _drill_document(_pg())
+    document["drills"][0]["source"] = "db"
+    document["drills"][0]["target_dsn"] = "postgresql://admin@scratch:5432/postgres"
+    message = _errors(document)["drills.0.source"]
+    assert message == (
+        "'db' is a postgres check; a drill restores the newest backup of a backup_files or s3 check"
+    )
+
+
+def test_the_quick_start_gives_backup_files_a_daily_rpo(tmp_path: Path) -> None:
+    """BACKUP_DIR alone builds a degraded backup_files check held to 24h."""
+    config = load_config(load_settings({}), {"BACKUP_DIR": str(tmp_path)})
+    (check,) = config.checks
+    assert (check.name, check.type, check.criticality) == ("backups", "backup_files", "degraded")
+    assert check.params.rpo == 86400.0  # type: ignore[attr-defined]
+
+
+def test_the_quick_start_needs_every_variable_of_a_check(tmp_path: Path) -> None:
+    """TWILIO_ACCOUNT_SID without its auth token builds no twilio check; _FILE variables count."""
+    token = tmp_path / "token"
+    token.write_text("secret-token\n")
+    sid = "AC" + "0" * 32
+    assert load_config(load_settings({}), {"TWILIO_ACCOUNT_SID": sid}).source == str(
+        Path(__file__).parents[1] / "app" / "example-config.yaml"
+    )
+    config = load_config(
+        load_settings({}), {"TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN_FILE": str(token)}
+    )
+    assert [(c.name, c.type) for c in config.checks] == [("twilio", "twilio")]

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from app.config import ConfigError, parse_config
+from app.config import parse_config
+from app.errors import ConfigError
 from tests.harness import running_app, settings_for
 from tests.servers import PG_BIN, PostgresCluster
 

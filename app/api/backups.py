@@ -4,9 +4,10 @@
 newest backup failed verification, so an uptime monitor can watch it with a keyword match on
 ``"status":"pass"``.
 
-``POST /api/backups/{name}/ping|start|fail`` take a backup job's heartbeat for a ``heartbeat``
-check. The event is written to the state store before the 2xx is sent, so an acknowledged ping
-is never lost; while the store is down the endpoint answers 503 and the job should retry.
+``POST /api/backups/{name}/ping|start|fail`` take a backup job's heartbeat for a check whose
+type accepts pushes (``Check.accepts_pushes``), authenticated with that check's push token. The
+event is written to the state store before the 2xx is sent, so an acknowledged ping is never
+lost; while the store is down the endpoint answers 503 and the job should retry.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.api.deps import RuntimeDep
 from app.backup_status import backup_status
 from app.checks.base import Status
+from app.errors import StoreUnavailable
 from app.store.repository import HeartbeatEvent
 
 log = logging.getLogger("drwatch.api")
 router = APIRouter(prefix="/api", tags=["backups"])
 
-HEARTBEAT_TYPE = "heartbeat"
 MAX_BODY_BYTES = 16 * 1024
 STORE_TIMEOUT = 5.0
 _KINDS = {"ping": "success", "start": "start", "fail": "fail"}
@@ -92,13 +93,15 @@ async def heartbeat(
     name: str, action: Literal["ping", "start", "fail"], request: Request, runtime: RuntimeDep
 ) -> dict[str, Any]:
     config = runtime.config.check(name)
-    if config is None or config.type != HEARTBEAT_TYPE:
+    if config is None or not config.check_class.accepts_pushes:
         raise HTTPException(404, f"No heartbeat source named {name!r}.")
-    token = getattr(config.params, "token", None)
-    expected = token.get_secret_value() if token is not None else ""
+    expected = config.check_class.push_token(config.params) or ""
     scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), expected.encode()
+    # An empty token would match an empty bearer: a source without one takes no pushes.
+    if (
+        not expected
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(given.strip().encode(), expected.encode())
     ):
         raise HTTPException(
             401,
@@ -123,10 +126,9 @@ async def heartbeat(
             "could not store a backup heartbeat; the job was told to retry",
             extra={"check": name, "kind": event.kind, "error": type(exc).__name__},
         )
-        raise HTTPException(
-            503,
+        raise StoreUnavailable(
             "The state store is unavailable, so the heartbeat was not recorded; retry.",
-            {"Retry-After": "10"},
+            retry_after=10,
         ) from None
     # Evaluate the source now rather than at its next interval, so the status follows the ping.
     if name in runtime.scheduler.checks:

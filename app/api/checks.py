@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from app.api.deps import RuntimeDep, SnapshotDep, StoreDep
+from app.errors import StoreUnavailable
 
 router = APIRouter(prefix="/api", tags=["checks"])
 
@@ -40,8 +41,8 @@ async def check_history(
     try:
         rows = await store.transitions(name, limit=limit)
     except Exception as exc:
-        raise HTTPException(
-            503, "The state store is unreachable; history is unavailable until it is back."
+        raise StoreUnavailable(
+            "The state store is unreachable; history is unavailable until it is back."
         ) from exc
     for row in rows:
         row["at"] = row["at"].isoformat()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from app.api.deps import AdminDep, StoreDep
 from app.drills import DrillBusy, DrillService
+from app.errors import StoreUnavailable
 
 router = APIRouter(prefix="/api/drills", tags=["drills"])
 
@@ -38,8 +39,8 @@ async def drill_runs(
     try:
         rows = await store.drill_runs(name, limit=limit)
     except Exception as exc:
-        raise HTTPException(
-            503, "The state store is unreachable; drill history is unavailable until it is back."
+        raise StoreUnavailable(
+            "The state store is unreachable; drill history is unavailable until it is back."
         ) from exc
     runs = [
         {
@@ -67,7 +68,7 @@ async def start_drill(name: str, _admin: AdminDep, drills: DrillsDep) -> dict[st
     except DrillBusy:
         raise HTTPException(409, f"The restore drill {name!r} is already running.") from None
     except Exception as exc:
-        raise HTTPException(
-            503, "The state store is unreachable, so the drill cannot take its lease; retry later."
+        raise StoreUnavailable(
+            "The state store is unreachable, so the drill cannot take its lease; retry later."
         ) from exc
     return {"run_id": run_id, "drill": name, "status": "running"}

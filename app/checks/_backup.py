@@ -29,18 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
-
 from app.checks.base import Check, CheckFailed, Criticality, P, Result, Status
 from app.units import format_duration
 
@@ -294,81 +282,3 @@ def check_zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {value!r}") from None
     return value
-
-
-# --- AWS ---------------------------------------------------------------------------------------
-
-# Error codes after which retrying with the same configuration cannot help.
-_AWS_CREDENTIAL_CODES = {
-    "AccessDenied",
-    "AccessDeniedException",
-    "InvalidAccessKeyId",
-    "InvalidClientTokenId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "UnrecognizedClientException",
-    "AuthFailure",
-    "UnauthorizedOperation",
-}
-
-
-def aws_config(timeout: float) -> Config:
-    """botocore settings for a check: network timeouts inside the check's own timeout, one retry.
-
-    Credentials come from the usual AWS chain (environment, shared files, container or instance
-    role). boto3 is synchronous: the checks call it through ``asyncio.to_thread``. That costs a
-    thread per call in flight, which is nothing at backup-check intervals, and avoids
-    aiobotocore, which pins botocore to a narrow range and would hold every other AWS user of
-    drwatch to it.
-    """
-    limit = max(1.0, timeout * 0.4)
-    return Config(
-        connect_timeout=limit,
-        read_timeout=limit,
-        retries={"max_attempts": 2, "mode": "standard"},
-        user_agent_extra="drwatch",
-    )
-
-
-def aws_failure(exc: Exception, what: str, *, missing: set[str] | None = None) -> CheckFailed:
-    """What a botocore error means for a person. ``what`` names the resource ("S3 bucket x");
-    error codes in ``missing`` mean it does not exist (permanent).
-    """
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in (missing or set()) or (status == 404 and code in ("", "404", "NotFound")):
-            return CheckFailed(
-                f"{what} does not exist ({code or 'not found'}); the name or region is wrong, "
-                "or it was deleted.",
-                permanent=True,
-            )
-        if code in _AWS_CREDENTIAL_CODES or status in (401, 403):
-            return CheckFailed(
-                f"AWS refused access to {what} ({code or status}); the credentials are wrong, "
-                "expired, or lack permission to read it.",
-                permanent=True,
-            )
-        return CheckFailed(f"AWS answered an error for {what} ({code or status}).")
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return CheckFailed(
-            f"No AWS credentials found to read {what}; set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, a profile, or give drwatch a role.",
-            permanent=True,
-        )
-    if isinstance(exc, NoRegionError):
-        return CheckFailed(
-            f"No AWS region configured for {what}; set region in the check.", permanent=True
-        )
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
-        return CheckFailed(
-            f"Cannot connect to the AWS endpoint for {what}; the network or the endpoint_url "
-            "is down."
-        )
-    if isinstance(exc, ReadTimeoutError):
-        return CheckFailed(f"AWS did not answer in time for {what}; it is slow or overloaded.")
-    if isinstance(exc, BotoCoreError):
-        return CheckFailed(f"Reading {what} from AWS failed ({type(exc).__name__}: {exc}).")
-    raise exc

@@ -83,27 +83,33 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
     """
 
     class Params(base.Params):
-        path: Path
-        pattern: str = "*"
-        rpo: Duration = 86400.0
-        min_size: ByteSize = 1
-        max_shrink: float = Field(0.5, ge=0.0, le=1.0)
-        verify: bool = True
-        # Where a dump's time comes from: its name (falling back to mtime for names without a
-        # timestamp), or always its mtime.
-        timestamp: Literal["name", "mtime"] = "name"
-        # A strptime format for the timestamp in names ("%Y-%m-%d_%H%M"); the default accepts
-        # backup_YYYYmmdd_HHMMSS and ISO-8601 (also with '-' for ':' in the time).
-        name_format: str | None = None
-        # A regex picking the timestamp out of a name (group "ts", or the first group).
-        name_regex: str | None = None
-        # Zone of name timestamps that carry no offset.
-        name_timezone: str = "UTC"
-        # A dump modified more recently than this is taken to be still being written.
-        settle: Duration = 5.0
-        # The newest candidate is looked at twice this far apart; a change means still growing.
-        recheck_delay: Duration = 0.5
-        pg_restore: str = "pg_restore"
+        path: Path = Field(description="Directory the backup job writes its dumps to.")
+        pattern: str = Field("*", description="Glob of the dumps, relative to path.")
+        rpo: Duration = Field(86400.0, description="Fail when the newest good dump is older.")
+        min_size: ByteSize = Field(1, description="Smaller dumps are bad, like empty ones.")
+        max_shrink: float = Field(
+            0.5,
+            ge=0.0,
+            le=1.0,
+            description="Warn when smaller than the earlier dumps' median by more than this share.",
+        )
+        verify: bool = Field(True, description="Read the newest dump through to prove it whole.")
+        timestamp: Literal["name", "mtime"] = Field(
+            "name", description="A dump's time: from its name (else mtime), or its mtime."
+        )
+        name_format: str | None = Field(
+            None,
+            description="strptime format of name timestamps; default: YYYYmmdd_HHMMSS, ISO-8601",
+        )
+        name_regex: str | None = Field(
+            None, description="Regex picking the timestamp out of a name (group ts or first)."
+        )
+        name_timezone: str = Field("UTC", description="Zone of name timestamps with no offset.")
+        settle: Duration = Field(5.0, description="Dumps modified more recently are in progress.")
+        recheck_delay: Duration = Field(
+            0.5, description="Gap between two looks at the newest dump; a change: still growing."
+        )
+        pg_restore: str = Field("pg_restore", description="The pg_restore program to verify with.")
 
         _regex = field_validator("name_regex")(check_regex)
         _zone = field_validator("name_timezone")(check_zone)
@@ -116,6 +122,7 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
             return value
 
     default_timeout: ClassVar[float] = 240.0
+    restorable: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

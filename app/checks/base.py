@@ -4,15 +4,17 @@ A check type is a subclass of :class:`Check` with its own pydantic ``Params`` mo
 one instance per configured check, calls :meth:`Check.run` on a schedule through
 :func:`app.runner.run_check`, and calls :meth:`Check.close` once at shut-down.
 
-Exceptions::
+A check raises :class:`~app.errors.CheckFailed` (re-exported here for the check modules) when
+the dependency is unhealthy; ``message`` says what is wrong for a person, ``permanent`` says
+whether retrying can help (bad credentials, a missing bucket), ``context`` carries data (never
+secrets). Any other exception escaping ``run()`` is a bug in the check or an unexpected fault; the
+runner turns it into a ``fail`` Result that names the exception type, so a check never takes the
+scheduler down. The whole exception tree is drawn in :mod:`app.errors`.
 
-    CheckFailed            the dependency is unhealthy; ``message`` says what is wrong for a person,
-                           ``permanent`` says whether retrying can help (bad credentials, a missing
-                           bucket), ``context`` carries data (never secrets)
-
-Any other exception escaping ``run()`` is a bug in the check or an unexpected fault; the runner
-turns it into a ``fail`` Result that names the exception type, so a check never takes the scheduler
-down.
+What a type can do is said by class attributes, which config, API and metrics read instead of
+naming types: ``is_backup_source``, ``restorable``, ``accepts_pushes`` (with
+:meth:`Check.push_token`), ``gauges``, :meth:`Check.production_dsn` and
+:meth:`Check.replication_lag_threshold`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from app.errors import CheckFailed as CheckFailed
 
 if TYPE_CHECKING:
     from app.checks._shared import SharedResources
@@ -63,10 +67,10 @@ class Result:
     """What one run of a check observed.
 
     ``output`` is one sentence a person can act on. ``details`` holds type-specific, JSON-safe
-    values; some keys have a meaning across types and become metrics:
-    ``replication_lag_seconds``, ``tls_cert_expiry_timestamp_seconds``, ``wal_archive_age_seconds``,
-    and for backup sources ``last_backup_at`` (ISO-8601), ``age_seconds``, ``rpo_seconds``,
-    ``size_bytes``, ``verified``, ``verified_by``, ``location``.
+    values. The keys a type lists in ``Check.gauges`` become metrics (``replication_lag_seconds``,
+    ``tls_cert_expiry_timestamp_seconds``, ``wal_archive_age_seconds``...), and backup sources
+    report ``last_backup_at`` (ISO-8601), ``age_seconds``, ``rpo_seconds``, ``size_bytes``,
+    ``verified``, ``verified_by``, ``location``.
     """
 
     status: Status
@@ -89,26 +93,6 @@ class Result:
             "details": dict(self.details),
             "permanent": self.permanent,
         }
-
-
-class CheckFailed(Exception):
-    """The dependency is unhealthy. ``message`` is for a person and never contains a secret."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        permanent: bool = False,
-        context: Mapping[str, Any] | None = None,
-        observed_value: float | None = None,
-        observed_unit: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        self.context: Mapping[str, Any] = context or {}
-        self.observed_value = observed_value
-        self.observed_unit = observed_unit
 
 
 @dataclass(frozen=True)
@@ -145,6 +129,14 @@ class Check(ABC, Generic[P]):
     # Backup sources report last_backup_at/age/rpo/size/verified in details; they appear in
     # /api/backup-status and the drwatch_backup_* metrics.
     is_backup_source: ClassVar[bool] = False
+    # A restore drill can restore the newest backup this source reports (its details'
+    # ``location`` names a pg_dump file or object drwatch can fetch).
+    restorable: ClassVar[bool] = False
+    # Jobs push events for it to POST /api/backups/{name}/ping|start|fail, authenticated with
+    # push_token(params).
+    accepts_pushes: ClassVar[bool] = False
+    # Details key -> drwatch_* gauge (declared in app.metrics) that exports its value per check.
+    gauges: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self, name: str, params: P, *, timeout: float, context: CheckContext | None = None
@@ -153,6 +145,21 @@ class Check(ABC, Generic[P]):
         self.params = params
         self.timeout = timeout
         self.context = context or CheckContext()
+
+    @classmethod
+    def push_token(cls, params: P) -> str | None:
+        """The bearer token a pushing job must send; None when the type takes no pushes."""
+        return None
+
+    @classmethod
+    def production_dsn(cls, params: P) -> str | None:
+        """The database this check watches, which a restore drill must never target; or None."""
+        return None
+
+    @classmethod
+    def replication_lag_threshold(cls, params: P) -> float | None:
+        """The replication lag (seconds) past which the check fails, when it has one."""
+        return None
 
     @abstractmethod
     async def run(self) -> Result:

@@ -32,12 +32,29 @@ class GoogleCalendarCheck(ApiCheck["GoogleCalendarCheck.Params"]):
     """
 
     class Params(base.Params):
-        credentials_file: Path | None = None
-        credentials_json: SecretStr | None = None
-        calendar_id: str = Field(min_length=1)
-        token_uri: str | None = Field(None, description="Default: the key's token_uri.")
-        scope: str = CALENDAR_SCOPE
-        base_url: str = "https://www.googleapis.com"
+        credentials_file: Path | None = Field(
+            None,
+            description="JSON key file of the service account; give it or credentials_json.",
+        )
+        credentials_json: SecretStr | None = Field(
+            None,
+            description="The service account's JSON key itself; give it or credentials_file.",
+        )
+        calendar_id: str = Field(
+            min_length=1,
+            description="The calendar to read, shared with the service account (e.g. its email).",
+        )
+        token_uri: str | None = Field(
+            None,
+            description="Where access tokens are obtained; default: the key's token_uri.",
+        )
+        scope: str = Field(
+            CALENDAR_SCOPE, description="OAuth scope the access token is requested for."
+        )
+        base_url: str = Field(
+            "https://www.googleapis.com",
+            description="Base URL of the Google APIs (a test server or a proxy).",
+        )
 
         @model_validator(mode="after")
         def _one_key(self) -> GoogleCalendarCheck.Params:

@@ -50,18 +50,49 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
     """Judges the pings a backup job pushed: on time, not failed, not hung, plausible."""
 
     class Params(base.Params):
-        token: SecretStr = Field(min_length=8)
-        period: Duration = 86400.0
-        grace: Duration = 3600.0
-        max_runtime: Duration = 4 * 3600.0
-        # The recovery point objective; period + grace when unset.
-        rpo: Duration | None = None
-        min_size_ratio: float = Field(0.5, ge=0.0, le=1.0)
-        min_duration_ratio: float = Field(0.2, ge=0.0, le=1.0)
-        history: int = Field(10, ge=_MIN_HISTORY, le=100)
+        token: SecretStr = Field(
+            min_length=8,
+            description="Bearer token the backup job sends with its pings (8 characters or more).",
+        )
+        period: Duration = Field(
+            86400.0, description="How often the job runs and should report a success."
+        )
+        grace: Duration = Field(
+            3600.0, description="How late a success may be past the period before it fails."
+        )
+        max_runtime: Duration = Field(
+            4 * 3600.0,
+            description="A start with no success or failure after it for longer fails (hung job).",
+        )
+        rpo: Duration | None = Field(
+            None, description="Recovery point objective; default: period + grace."
+        )
+        min_size_ratio: float = Field(
+            0.5,
+            ge=0.0,
+            le=1.0,
+            description="Warn when a success reports a size below this share of the recent median.",
+        )
+        min_duration_ratio: float = Field(
+            0.2,
+            ge=0.0,
+            le=1.0,
+            description="Warn when a success took less than this share of the recent median time.",
+        )
+        history: int = Field(
+            10,
+            ge=_MIN_HISTORY,
+            le=100,
+            description="How many earlier successes the size and duration medians cover.",
+        )
 
     default_interval: ClassVar[float] = 60.0
     default_timeout: ClassVar[float] = 10.0
+    accepts_pushes: ClassVar[bool] = True
+
+    @classmethod
+    def push_token(cls, params: HeartbeatCheck.Params) -> str | None:
+        return params.token.get_secret_value()
 
     @property
     def rpo_seconds(self) -> float:

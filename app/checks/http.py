@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -20,8 +21,8 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class BasicAuth(base.Params):
-    username: str
-    password: SecretStr
+    username: str = Field(description="User name sent with HTTP basic authentication.")
+    password: SecretStr = Field(description="Password sent with HTTP basic authentication.")
 
 
 def _parse_status_ranges(value: object) -> tuple[tuple[int, int], ...]:
@@ -107,23 +108,48 @@ class HttpCheck(Check["HttpCheck.Params"]):
     """
 
     class Params(base.Params):
-        url: str
-        method: str = "GET"
-        headers: dict[str, str] = Field(default_factory=dict)
-        bearer_token: SecretStr | None = None
-        basic_auth: BasicAuth | None = None
-        body: str | None = None
-        expected_status: tuple[tuple[int, int], ...] = Field(
-            default=((200, 399),), validate_default=False
+        url: str = Field(description="The http:// or https:// URL to request.")
+        method: str = Field("GET", description="HTTP method: GET, HEAD, POST, PUT, PATCH, ...")
+        headers: dict[str, str] = Field(
+            default_factory=dict, description="Request headers to send (not secrets: use auth)."
         )
-        body_contains: str | None = None
-        body_regex: str | None = None
-        json_path: str | None = None
-        json_equals: Any = None
-        latency_warn: Duration | None = None
-        follow_redirects: bool = True
-        verify_tls: bool = True
-        ca_file: Path | None = None
+        bearer_token: SecretStr | None = Field(
+            None, description="Sent as Authorization: Bearer <token>; not with basic_auth."
+        )
+        basic_auth: BasicAuth | None = Field(
+            None, description="{username, password} for HTTP basic authentication."
+        )
+        body: str | None = Field(None, description="Request body to send.")
+        expected_status: tuple[tuple[int, int], ...] = Field(
+            default=((200, 399),),
+            validate_default=False,
+            description=(
+                "Status codes that pass, e.g. [200, 204] or ['200-299', 301]; default: 200-399."
+            ),
+        )
+        body_contains: str | None = Field(
+            None, description="Fail unless the response body contains this text."
+        )
+        body_regex: str | None = Field(
+            None, description="Fail unless the response body matches this regular expression."
+        )
+        json_path: str | None = Field(
+            None,
+            description="Path of a value in a JSON response, e.g. $.status or $.items[0].state.",
+        )
+        json_equals: Any = Field(
+            None, description="Fail unless the value at json_path equals this (needs json_path)."
+        )
+        latency_warn: Duration | None = Field(
+            None, description="Warn when the answer takes longer than this."
+        )
+        follow_redirects: bool = Field(True, description="Follow redirects to their target.")
+        verify_tls: bool = Field(
+            True, description="Verify the server's certificate and host name (https:// only)."
+        )
+        ca_file: Path | None = Field(
+            None, description="PEM bundle to trust instead of the system's CAs."
+        )
 
         @field_validator("url")
         @classmethod
@@ -176,6 +202,9 @@ class HttpCheck(Check["HttpCheck.Params"]):
             return self
 
     default_criticality: ClassVar[base.Criticality] = "critical"
+    gauges: ClassVar[Mapping[str, str]] = {
+        "tls_cert_expiry_timestamp_seconds": "drwatch_tls_cert_expiry_timestamp_seconds"
+    }
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from app.checks import base
 from app.checks._vendor import ApiCheck, base_url_of, require
@@ -20,11 +20,17 @@ class OpenAICheck(ApiCheck["OpenAICheck.Params"]):
     """
 
     class Params(base.Params):
-        api_key: SecretStr
-        model: str | None = None
-        organization: str | None = None
-        project: str | None = None
-        base_url: str = "https://api.openai.com"
+        api_key: SecretStr = Field(description="The OpenAI API key the application uses.")
+        model: str | None = Field(
+            None, description="A model the application needs, e.g. gpt-4o; fail when it is gone."
+        )
+        organization: str | None = Field(
+            None, description="Sent as OpenAI-Organization, for keys of several organizations."
+        )
+        project: str | None = Field(None, description="Sent as OpenAI-Project.")
+        base_url: str = Field(
+            "https://api.openai.com", description="Base URL of the API (a proxy or a test server)."
+        )
 
     vendor: ClassVar[str] = "OpenAI"
 

@@ -11,8 +11,9 @@ import asyncio
 import errno
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
@@ -94,7 +95,9 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
             None,
             description="Read-only query to run instead of SELECT 1, in a read-only transaction.",
         )
-        expect_role: Literal["primary", "replica"] | None = None
+        expect_role: Literal["primary", "replica"] | None = Field(
+            None, description="Fail unless the server is in this role; default: either."
+        )
         max_replication_lag: Duration | None = Field(
             None, description="On a replica: fail when replay is further behind than this."
         )
@@ -130,6 +133,17 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
     default_criticality = "critical"
     default_interval = 15.0
     default_timeout = 5.0
+    gauges: ClassVar[Mapping[str, str]] = {
+        "replication_lag_seconds": "drwatch_replication_lag_seconds"
+    }
+
+    @classmethod
+    def production_dsn(cls, params: PostgresCheck.Params) -> str | None:
+        return params.dsn.get_secret_value()
+
+    @classmethod
+    def replication_lag_threshold(cls, params: PostgresCheck.Params) -> float | None:
+        return params.max_replication_lag
 
     def __init__(self, name: str, params: PostgresCheck.Params, **kwargs: Any) -> None:
         super().__init__(name, params, **kwargs)

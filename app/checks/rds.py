@@ -27,7 +27,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from app.checks import base
-from app.checks._backup import BackupCheck, BackupFacts, aws_config, aws_failure, iso_utc
+from app.checks._aws import aws_config, aws_failure
+from app.checks._backup import BackupCheck, BackupFacts, iso_utc
 from app.checks.base import CheckFailed, Result, Status
 from app.units import Duration, format_duration
 
@@ -53,16 +54,39 @@ class RdsCheck(BackupCheck["RdsCheck.Params"]):
     """
 
     class Params(base.Params):
-        db_instance_identifier: str = Field(min_length=1)
-        region: str | None = None
-        endpoint_url: str | None = None
-        rpo: Duration = 86400.0
-        include_manual: bool = False
-        pitr: bool = True
-        pitr_rpo: Duration = 900.0
-        dr_region: str | None = None
-        dr_endpoint_url: str | None = None
-        dr_rpo: Duration | None = None
+        db_instance_identifier: str = Field(
+            min_length=1, description="The RDS instance whose backups are watched."
+        )
+        region: str | None = Field(
+            None, description="AWS region of the instance; default: the AWS configuration's."
+        )
+        endpoint_url: str | None = Field(
+            None, description="RDS API endpoint to use instead of AWS's (a test server)."
+        )
+        rpo: Duration = Field(
+            86400.0,
+            description="Recovery point objective: fail when the newest snapshot is older.",
+        )
+        include_manual: bool = Field(
+            False, description="Count manual snapshots too, not only automated ones."
+        )
+        pitr: bool = Field(
+            True,
+            description="Hold the point-in-time recovery lag (LatestRestorableTime) to pitr_rpo.",
+        )
+        pitr_rpo: Duration = Field(
+            900.0, description="Fail when point-in-time recovery lags further behind than this."
+        )
+        dr_region: str | None = Field(
+            None,
+            description="Disaster-recovery region that must hold a recent copy of the snapshots.",
+        )
+        dr_endpoint_url: str | None = Field(
+            None, description="RDS API endpoint for the DR region (a test server)."
+        )
+        dr_rpo: Duration | None = Field(
+            None, description="How old the newest copy in dr_region may be; default: rpo."
+        )
 
     default_interval: ClassVar[float] = 900.0
     default_timeout: ClassVar[float] = 60.0

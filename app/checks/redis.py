@@ -75,7 +75,9 @@ class RedisCheck(Check["RedisCheck.Params"]):
         ssl_verify: bool = Field(
             True, description="Verify the server's certificate and host name (rediss:// only)."
         )
-        expect_role: Literal["primary", "replica"] | None = None
+        expect_role: Literal["primary", "replica"] | None = Field(
+            None, description="Fail unless the server is in this role; default: either."
+        )
         latency_warn: Duration | None = Field(0.5, description="Warn when PING takes longer.")
         memory_warn: float = Field(
             0.9,

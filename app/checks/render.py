@@ -40,12 +40,19 @@ class RenderCheck(ApiCheck["RenderCheck.Params"], BackupCheck["RenderCheck.Param
     """
 
     class Params(base.Params):
-        api_key: SecretStr
-        postgres_id: str = Field(min_length=1)
-        base_url: str = "https://api.render.com/v1"
-        rpo: Duration = 86400.0
-        pitr: bool = True
-        exports: bool = True
+        api_key: SecretStr = Field(description="Render API key, sent as a bearer token.")
+        postgres_id: str = Field(
+            min_length=1, description="ID of the Render PostgreSQL database (dpg-...)."
+        )
+        base_url: str = Field(
+            "https://api.render.com/v1", description="Base URL of the Render API (a test server)."
+        )
+        rpo: Duration = Field(
+            86400.0,
+            description="Recovery point objective: fail when the newest export is older.",
+        )
+        pitr: bool = Field(True, description="Fail unless point-in-time recovery is available.")
+        exports: bool = Field(True, description="Hold the newest logical export's age against rpo.")
 
     vendor: ClassVar[str] = "Render"
     default_criticality: ClassVar[base.Criticality] = "degraded"

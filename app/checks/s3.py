@@ -30,11 +30,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field, field_validator
 
 from app.checks import base
+from app.checks._aws import aws_config, aws_failure
 from app.checks._backup import (
     BackupCheck,
     BackupFacts,
-    aws_config,
-    aws_failure,
     check_regex,
     check_zone,
     name_time_parser,
@@ -74,29 +73,74 @@ class S3Check(BackupCheck["S3Check.Params"]):
     """
 
     class Params(base.Params):
-        bucket: str = Field(min_length=3)
-        prefix: str = ""
-        region: str | None = None
-        endpoint_url: str | None = None
-        # A glob on the key after the prefix ("*.dump"); every key when unset.
-        pattern: str | None = None
-        rpo: Duration = 86400.0
-        min_size: ByteSize = 1
-        max_shrink: float = Field(0.5, ge=0.0, le=1.0)
-        # Where an object's time comes from: S3's LastModified, or the timestamp in its key.
-        timestamp: Literal["last_modified", "name"] = "last_modified"
-        name_format: str | None = None
-        name_regex: str | None = None
-        name_timezone: str = "UTC"
-        start_after: str | None = None
-        keys_sorted_by_date: bool = False
-        page_size: int = Field(1000, ge=1, le=1000)
+        bucket: str = Field(min_length=3, description="The bucket the backups are uploaded to.")
+        prefix: str = Field("", description="Only keys under this prefix, e.g. backups/db/.")
+        region: str | None = Field(
+            None, description="AWS region of the bucket; default: the AWS configuration's."
+        )
+        endpoint_url: str | None = Field(
+            None,
+            description="Endpoint of an S3-compatible store (MinIO, R2, ...) instead of AWS.",
+        )
+        pattern: str | None = Field(
+            None,
+            description="Glob on the key after the prefix, e.g. *.dump; default: every key.",
+        )
+        rpo: Duration = Field(
+            86400.0,
+            description="Recovery point objective: fail when the newest good object is older.",
+        )
+        min_size: ByteSize = Field(
+            1, description="Objects smaller than this (e.g. 1MB) are bad, like empty ones."
+        )
+        max_shrink: float = Field(
+            0.5,
+            ge=0.0,
+            le=1.0,
+            description=(
+                "Warn when the newest object is smaller than the median of the earlier ones by "
+                "more than this share (0.5 = half)."
+            ),
+        )
+        timestamp: Literal["last_modified", "name"] = Field(
+            "last_modified",
+            description="Where an object's time comes from: S3's LastModified, or its key.",
+        )
+        name_format: str | None = Field(
+            None,
+            description=(
+                "strptime format of the timestamp in keys (with timestamp: name); by default "
+                "backup_YYYYmmdd_HHMMSS and ISO-8601 are read."
+            ),
+        )
+        name_regex: str | None = Field(
+            None,
+            description="Regular expression picking the timestamp out of a key (group ts, or "
+            "the first group).",
+        )
+        name_timezone: str = Field(
+            "UTC", description="Time zone of key timestamps that carry no offset."
+        )
+        start_after: str | None = Field(
+            None, description="List only keys after this one (skips a fixed range of old keys)."
+        )
+        keys_sorted_by_date: bool = Field(
+            False,
+            description=(
+                "Keys sort by date, so later runs list only the keys after the newest one seen "
+                "(one request per run however many backups are kept)."
+            ),
+        )
+        page_size: int = Field(
+            1000, ge=1, le=1000, description="Keys asked for per list request (at most 1000)."
+        )
 
         _regex = field_validator("name_regex")(check_regex)
         _zone = field_validator("name_timezone")(check_zone)
 
     default_interval: ClassVar[float] = 300.0
     default_timeout: ClassVar[float] = 60.0
+    restorable: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

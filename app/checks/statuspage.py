@@ -36,7 +36,13 @@ class StatuspageCheck(ApiCheck["StatuspageCheck.Params"]):
 
     class Params(base.Params):
         base_url: str = Field(description="The status page, e.g. https://status.twilio.com")
-        components: list[str] = Field(default_factory=list)
+        components: list[str] = Field(
+            default_factory=list,
+            description=(
+                "Names of the components the application depends on; default: the page's "
+                "overall indicator."
+            ),
+        )
 
         @field_validator("base_url")
         @classmethod

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,11 +34,17 @@ class TlsCheck(Check["TlsCheck.Params"]):
     """
 
     class Params(base.Params):
-        host: str = Field(min_length=1)
-        port: int = Field(443, ge=1, le=65535)
-        server_name: str | None = Field(None, description="SNI and the name to verify; host.")
-        warn_days: float = Field(14.0, ge=0)
-        fail_days: float = Field(3.0, ge=0)
+        host: str = Field(min_length=1, description="Host name or address to connect to.")
+        port: int = Field(443, ge=1, le=65535, description="TCP port of the TLS service.")
+        server_name: str | None = Field(
+            None, description="Name sent as SNI and verified in the certificate; default: host."
+        )
+        warn_days: float = Field(
+            14.0, ge=0, description="Warn when the certificate expires in fewer days than this."
+        )
+        fail_days: float = Field(
+            3.0, ge=0, description="Fail when the certificate expires in fewer days than this."
+        )
         ca_file: Path | None = Field(None, description="PEM bundle to trust instead of the system.")
 
         @model_validator(mode="after")
@@ -48,6 +55,9 @@ class TlsCheck(Check["TlsCheck.Params"]):
 
     default_criticality: ClassVar[base.Criticality] = "critical"
     default_interval: ClassVar[float] = 300.0
+    gauges: ClassVar[Mapping[str, str]] = {
+        "tls_cert_expiry_timestamp_seconds": "drwatch_tls_cert_expiry_timestamp_seconds"
+    }
 
     @property
     def _name(self) -> str:

@@ -20,10 +20,17 @@ class TwilioCheck(ApiCheck["TwilioCheck.Params"]):
     """
 
     class Params(base.Params):
-        account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
-        auth_token: SecretStr
-        min_balance: float | None = Field(None, ge=0)
-        base_url: str = "https://api.twilio.com"
+        account_sid: str = Field(
+            pattern=r"^AC[0-9a-fA-F]{32}$",
+            description="The account SID, AC followed by 32 hex digits.",
+        )
+        auth_token: SecretStr = Field(description="The account's auth token.")
+        min_balance: float | None = Field(
+            None, ge=0, description="Warn when the balance (account currency) falls below this."
+        )
+        base_url: str = Field(
+            "https://api.twilio.com", description="Base URL of the Twilio API (a test server)."
+        )
 
     vendor: ClassVar[str] = "Twilio"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from app.checks import base
 from app.checks._vendor import ApiCheck, base_url_of, require
@@ -22,10 +22,16 @@ class VapiCheck(ApiCheck["VapiCheck.Params"]):
     """
 
     class Params(base.Params):
-        api_key: SecretStr
-        assistant_id: str | None = None
-        phone_number_id: str | None = None
-        base_url: str = "https://api.vapi.ai"
+        api_key: SecretStr = Field(description="The VAPI private API key.")
+        assistant_id: str | None = Field(
+            None, description="An assistant the application uses; fail when it is gone."
+        )
+        phone_number_id: str | None = Field(
+            None, description="A phone number the application uses; fail when it is gone."
+        )
+        base_url: str = Field(
+            "https://api.vapi.ai", description="Base URL of the VAPI API (a test server)."
+        )
 
     vendor: ClassVar[str] = "VAPI"
 

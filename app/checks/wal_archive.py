@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -61,7 +62,10 @@ class WalArchiveCheck(BackupCheck["WalArchiveCheck.Params"]):
 
     class Params(base.Params):
         dsn: SecretStr = Field(description="postgresql://user:password@host:port/database")
-        rpo: Duration = 900.0
+        rpo: Duration = Field(
+            900.0,
+            description="Recovery point objective: fail when the last archived WAL is older.",
+        )
 
         @field_validator("dsn")
         @classmethod
@@ -73,6 +77,15 @@ class WalArchiveCheck(BackupCheck["WalArchiveCheck.Params"]):
 
     default_interval: ClassVar[float] = 300.0
     default_timeout: ClassVar[float] = 15.0
+    gauges: ClassVar[Mapping[str, str]] = {
+        "wal_archive_age_seconds": "drwatch_wal_archive_age_seconds",
+        "rpo_seconds": "drwatch_wal_archive_rpo_seconds",
+    }
+
+    @classmethod
+    def production_dsn(cls, params: WalArchiveCheck.Params) -> str | None:
+        # The primary whose WAL is archived: a drill's scratch databases have no place there.
+        return params.dsn.get_secret_value()
 
     @property
     def where(self) -> str:

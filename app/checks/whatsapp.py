@@ -29,10 +29,16 @@ class WhatsAppCheck(ApiCheck["WhatsAppCheck.Params"]):
     """
 
     class Params(base.Params):
-        token: SecretStr
-        phone_number_id: str = Field(pattern=r"^[0-9]{5,32}$")
-        api_version: str = Field("v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
-        base_url: str = "https://graph.facebook.com"
+        token: SecretStr = Field(description="Access token of the WhatsApp Business app.")
+        phone_number_id: str = Field(
+            pattern=r"^[0-9]{5,32}$", description="ID of the business phone number (digits)."
+        )
+        api_version: str = Field(
+            "v21.0", pattern=r"^v[0-9]+\.[0-9]+$", description="Graph API version, e.g. v21.0."
+        )
+        base_url: str = Field(
+            "https://graph.facebook.com", description="Base URL of the Graph API (a test server)."
+        )
 
     vendor: ClassVar[str] = "WhatsApp (Graph API)"
 

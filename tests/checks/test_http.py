@@ -12,7 +12,8 @@ import pytest
 
 from app.checks.base import Status
 from app.checks.http import HttpCheck
-from app.config import ConfigError, parse_config
+from app.config import parse_config
+from app.errors import ConfigError
 from tests.fakes.base import Fault
 from tests.fakes.endpoint import Endpoint
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once

@@ -13,7 +13,8 @@ import pytest
 
 from app.checks.base import Check, Status
 from app.checks.postgres import PostgresCheck
-from app.config import ConfigError, parse_config
+from app.config import parse_config
+from app.errors import ConfigError
 from app.runner import run_check
 from tests.polling import eventually, wait_until
 from tests.servers import PostgresCluster, black_hole, refused_port

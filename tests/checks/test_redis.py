@@ -16,7 +16,8 @@ import pytest
 
 from app.checks.base import Check, Status
 from app.checks.redis import RedisCheck
-from app.config import ConfigError, parse_config
+from app.config import parse_config
+from app.errors import ConfigError
 from app.runner import run_check
 from tests.polling import eventually, wait_until
 from tests.servers import RedisServer, black_hole, free_port, refused_port

@@ -9,7 +9,8 @@ import pytest
 
 from app.checks.base import Status
 from app.checks.statuspage import StatuspageCheck
-from app.config import ConfigError, parse_config
+from app.config import parse_config
+from app.errors import ConfigError
 from tests.fakes.base import Fault
 from tests.fakes.runs import assert_failed, run_once
 from tests.fakes.statuspage import FakeStatuspage

@@ -11,7 +11,8 @@ import pytest
 
 from app.checks.base import Status
 from app.checks.tls import TlsCheck
-from app.config import ConfigError, parse_config
+from app.config import parse_config
+from app.errors import ConfigError
 from tests.fakes.endpoint import Endpoint
 from tests.fakes.runs import assert_failed, run_once
 from tests.fakes.tls import Leaf, TestCA, self_signed
