@@ -16,8 +16,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from app import logs
@@ -144,7 +146,8 @@ def _drill_run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run_drill(config: Config, settings: Settings, name: str, *, json_output: bool) -> Any:
     from app.checks.base import CheckContext
-    from app.drills import DrillService, backup_from_results, render_report
+    from app.drills.report import render_report
+    from app.drills.service import DrillService, backup_from_results
     from app.store.db import upgrade
     from app.store.repository import Store
 
@@ -159,11 +162,13 @@ async def _run_drill(config: Config, settings: Settings, name: str, *, json_outp
         print(f"finding the newest backup of {source.name} ...", flush=True)
         result = await run_check(check)
         print(f"  {result.status.value}: {result.output}", flush=True)
+        pg_bin = os.environ.get("DRWATCH_PG_BIN")
         service = DrillService(
             config.drills,
             store,
             settings.service_id,
             backup_from_results(lambda _n: result.details),
+            pg_bin=Path(pg_bin) if pg_bin else None,
         )
         report = await service.run(name, progress=lambda line: print(f"  {line}", flush=True))
     finally:

@@ -38,11 +38,11 @@ from pydantic_settings import (
 from app import redact
 from app.checks import CHECK_TYPES
 from app.checks.base import Check, CheckContext, Criticality, Params, collect_secrets
-from app.drills import DrillSpec, check_targets
-from app.units import Duration
+from app.drills.spec import DrillSpec
+from app.drills.target import check_targets
+from app.units import NAME_PATTERN, Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 # /health/live and /health/ready are the service's own probes, not checks.
 RESERVED_NAMES = frozenset({"live", "ready"})
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from app.checks.base import Check, CheckContext
 from app.config import Config, Settings
-from app.drills import DrillService, backup_from_results
+from app.drills.service import DrillService, backup_from_results
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor
 from app.scheduler import Scheduler, add_cron_job
@@ -73,8 +75,13 @@ class Runtime:
             state = monitor.snapshot.checks.get(name)
             return state.last_result.details if state and state.last_result else None
 
+        pg_bin = os.environ.get("DRWATCH_PG_BIN")
         drills = DrillService(
-            config.drills, store, settings.service_id, backup_from_results(last_details)
+            config.drills,
+            store,
+            settings.service_id,
+            backup_from_results(last_details),
+            pg_bin=Path(pg_bin) if pg_bin else None,
         )
         for spec in config.drills:
 

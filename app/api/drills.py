@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from app.api.deps import AdminDep, StoreDep
-from app.drills import DrillBusy, DrillService
+from app.drills.service import DrillBusy, DrillService
 
 router = APIRouter(prefix="/api/drills", tags=["drills"])
 
