@@ -18,26 +18,14 @@ from typing import Any
 
 from app.checks.base import Status
 from app.monitor import CheckState, Snapshot
-
-
-def _timestamp(value: Any) -> float | None:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+from app.units import parse_timestamp
 
 
 def source_status(state: CheckState, now: float) -> dict[str, Any]:
     result = state.last_result
     details: Mapping[str, Any] = result.details if result else {}
-    last_backup = _timestamp(details.get("last_backup_at"))
+    last_backup_at = parse_timestamp(details.get("last_backup_at"))
+    last_backup = None if last_backup_at is None else last_backup_at.timestamp()
     rpo = details.get("rpo_seconds")
     if rpo is None:
         rpo = getattr(state.config.params, "rpo", None)

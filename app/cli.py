@@ -18,16 +18,17 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import sys
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from app import logs
 from app.checks.base import Status
 from app.config import Config, load_config
 from app.errors import ConfigError
 from app.monitor import Snapshot
-from app.runner import run_check
 from app.runtime import Runtime
 from app.settings import Settings, load_settings
 from app.units import format_duration
@@ -151,37 +152,55 @@ def _drill_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run_drill(config: Config, settings: Settings, name: str, *, json_output: bool) -> Any:
-    from app.checks.base import CheckContext
-    from app.drills import DrillService, backup_from_results, render_report
-    from app.store.db import upgrade
-    from app.store.repository import Store
+    from app.drills.report import render_report
 
-    if settings.migrations_on_start:
-        await asyncio.to_thread(upgrade, settings.state_url)
-    spec = next(d for d in config.drills if d.name == name)
-    source = config.check(spec.source)
-    assert source is not None  # the config loader checked it
-    store = Store.from_url(settings.state_url, settings.service_id)
-    check = source.build(CheckContext(store=store, service_id=settings.service_id))
+    runtime = Runtime.build(settings, config, serve=False)
+    progress = _Progress(sys.stderr)
+    spec = runtime.drills.specs[name]
     try:
-        print(f"finding the newest backup of {source.name} ...", flush=True)
-        result = await run_check(check)
-        print(f"  {result.status.value}: {result.output}", flush=True)
-        service = DrillService(
-            config.drills,
-            store,
-            settings.service_id,
-            backup_from_results(lambda _n: result.details),
-        )
-        report = await service.run(name, progress=lambda line: print(f"  {line}", flush=True))
+        await runtime.migrate()
+        progress(f"finding the newest backup of {spec.source} ...")
+        await runtime.scheduler.run_now(spec.source)
+        progress(f"{spec.source}: {runtime.monitor.snapshot.checks[spec.source].output}")
+        report = await runtime.drills.run(name, progress=progress)
     finally:
-        await check.close()
-        await store.dispose()
+        progress.done()
+        await runtime.stop()
     if report is not None:
+        # The report alone goes to stdout, so `--json` output can be piped into jq.
         print(json.dumps(report.as_dict(), indent=2, default=str) if json_output else "")
         if not json_output:
             print(render_report(report))
     return report
+
+
+class _Progress:
+    """Progress lines on stderr: one line rewritten in place on a terminal, plain lines otherwise
+    (a log file or CI keeps every step).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.in_place = stream.isatty()
+        self.started = time.monotonic()
+        self.pending = False
+
+    def __call__(self, line: str) -> None:
+        elapsed = time.monotonic() - self.started
+        text = f"[{format_duration(round(elapsed))}] {line}"
+        if self.in_place:
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write(f"\r\033[K{text[:width]}")
+            self.pending = True
+        else:
+            self.stream.write(f"  {text}\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.pending:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.pending = False
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -203,9 +222,11 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     # The table (or JSON) is the report; state-change lines would only repeat it on stderr.
     logging.getLogger("drwatch.monitor").setLevel(logging.WARNING)
-    snapshot = asyncio.run(run_once(config, settings, names=args.names, backups=args.backups_only))
+    snapshot, drills = asyncio.run(
+        run_once(config, settings, names=args.names, backups=args.backups_only)
+    )
     if args.backups_only:
-        return _print_backup_status(snapshot, config, settings, json_output=args.json)
+        return _print_backup_status(snapshot, drills, json_output=args.json)
     if args.json:
         print(json.dumps(_report(snapshot), indent=2, default=str))
     else:
@@ -215,11 +236,10 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run_once(
     config: Config, settings: Settings, *, names: Sequence[str] = (), backups: bool = False
-) -> Snapshot:
-    """Run the selected checks once, concurrently, and return the resulting snapshot."""
-    unknown = sorted(set(names) - {c.name for c in config.checks})
-    if unknown:
-        raise ConfigError([("names", f"no check named {n!r}") for n in unknown], "command line")
+) -> tuple[Snapshot, list[dict[str, Any]]]:
+    """Run the selected checks once, concurrently: the snapshot, and each drill's summary (with
+    its last run from the store) whose source was among them.
+    """
     selected = config.only(
         c.name
         for c in config.checks
@@ -227,17 +247,19 @@ async def run_once(
     )
     runtime = Runtime.build(settings, selected, serve=False)
     try:
-        return await runtime.run_checks(runtime.checks, parallel=_MAX_PARALLEL)
+        if backups:
+            await runtime.drills.load_history()
+        snapshot = await runtime.run_checks(runtime.checks, parallel=_MAX_PARALLEL)
+        return snapshot, runtime.drills.summaries()
     finally:
         await runtime.stop()
 
 
 def _print_backup_status(
-    snapshot: Snapshot, config: Config, settings: Settings, *, json_output: bool
+    snapshot: Snapshot, drills: list[dict[str, Any]], *, json_output: bool
 ) -> int:
     from app.backup_status import backup_status
 
-    drills = asyncio.run(_drill_summaries(config, settings))
     report = backup_status(snapshot, drills)
     if json_output:
         print(json.dumps(report, indent=2, default=str))
@@ -268,31 +290,6 @@ def _print_backup_status(
             print(f"\ndrill {drill['name']}: last run {when} ({result})")
         print(f"\nverdict: {report['status']}")
     return EXIT_CODES[Status(report["status"])]
-
-
-async def _drill_summaries(config: Config, settings: Settings) -> list[dict[str, Any]]:
-    from app.store.repository import Store
-
-    store = Store.from_url(settings.state_url, settings.service_id)
-    rows = []
-    try:
-        for spec in config.drills:
-            try:
-                last = await store.last_drill_run(spec.name)
-            except Exception:
-                last = None  # no store (yet): the drill shows as never run from here
-            rows.append(
-                {
-                    "name": spec.name,
-                    "source": spec.source,
-                    "schedule": spec.schedule,
-                    "rto_seconds": spec.rto,
-                    "last_run": last["report"] if last else None,
-                }
-            )
-    finally:
-        await store.dispose()
-    return rows
 
 
 def _report(snapshot: Snapshot) -> dict[str, Any]:

@@ -28,13 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app import redact
 from app.checks import CHECK_TYPES, check_class, types_that
 from app.checks.base import Check, CheckContext, Criticality, Params, collect_secrets
-from app.drills import DrillSpec, check_targets
+from app.drills.spec import DrillSpec
+from app.drills.target import check_targets
 from app.errors import ConfigError
 from app.interpolate import interpolate
 from app.quick_start import quick_start_document
 from app.settings import Settings
-from app.units import NAME_PATTERN as NAME_PATTERN  # drill names too; app.drills imports it here
-from app.units import Duration
+from app.units import NAME_PATTERN, Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
 # /health/live and /health/ready are the service's own probes, not checks.
@@ -96,9 +96,13 @@ class Config:
         return next((c for c in self.checks if c.name == name), None)
 
     def only(self, names: Iterable[str]) -> Config:
-        """The same configuration with only the named checks and no drills."""
+        """The same configuration with only the named checks, and the drills of those."""
         wanted = set(names)
-        return Config(tuple(c for c in self.checks if c.name in wanted), self.source)
+        return Config(
+            tuple(c for c in self.checks if c.name in wanted),
+            self.source,
+            tuple(d for d in self.drills if d.source in wanted),
+        )
 
 
 def _path(*parts: object) -> str:

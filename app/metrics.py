@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from app.checks.base import Status
 from app.monitor import Snapshot
+from app.units import parse_timestamp
 
 if TYPE_CHECKING:
     from app.scheduler import Scheduler
@@ -42,16 +42,9 @@ _EXPORTED_BESIDE = {"drwatch_wal_archive_rpo_seconds": "drwatch_wal_archive_age_
 
 
 def _ts(value: Any) -> float | None:
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return None
+    """Unix seconds of a time as checks and drill reports hold it, for a gauge."""
+    moment = parse_timestamp(value)
+    return None if moment is None else moment.timestamp()
 
 
 def _num(value: Any) -> float | None:

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from app.checks._shared import SharedResources
 from app.checks.base import Check, CheckContext
 from app.config import Config
-from app.drills import DrillService, backup_from_results
+from app.drills.service import DrillService, backup_from_results
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
 from app.scheduler import Scheduler, add_cron_job
@@ -51,10 +51,6 @@ class Runtime:
     # Work started on behalf of a request (a heartbeat ping evaluates its check at once), kept
     # so stop() can cancel what is still running instead of leaving it to a closed loop.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
-    # Last successful and last finished drill run per drill, as recorded in the store (seeded
-    # at start-up, so /api/backup-status and the metrics survive a restart without store I/O).
-    drill_successes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    drill_last_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, config: Config, *, serve: bool = True) -> Runtime:
@@ -84,7 +80,11 @@ class Runtime:
             return state.last_result.details if state and state.last_result else None
 
         drills = DrillService(
-            config.drills, store, settings.service_id, backup_from_results(last_details)
+            config.drills,
+            store,
+            settings.service_id,
+            backup_from_results(last_details),
+            pg_bin=settings.pg_bin,
         )
         for spec in config.drills if serve else ():
 
@@ -95,7 +95,7 @@ class Runtime:
                 add_cron_job(sched, f"drill:{name}", crontab, run)
 
             scheduler.extra_jobs.append(add)
-        runtime = cls(
+        return cls(
             settings=settings,
             config=config,
             store=store,
@@ -109,87 +109,32 @@ class Runtime:
                     version=version,
                     scheduler=scheduler,
                     store_writer=writer,
-                    drills=lambda: runtime.drill_metrics(),
+                    drills=drills.metric_rows,
                 )
             ),
             version=version,
             drills=drills,
             resources=resources,
         )
-        return runtime
 
-    def drill_metrics(self) -> list[dict[str, Any]]:
-        """Per drill: RTO, the last success and duration, runs by result (for /metrics)."""
-        rows = []
-        for name, spec in self.drills.specs.items():
-            report = self.drills.last_reports.get(name)
-            success_at: Any = self.drill_successes.get(name, {}).get("finished_at")
-            if report is not None and report.passed:
-                success_at = report.finished_at
-            last = report.as_dict() if report else self.drill_successes.get(name, {})
-            rows.append(
-                {
-                    "name": name,
-                    "rto_seconds": spec.rto,
-                    # Never restored counts as restored at the epoch: a drill that has never
-                    # passed is overdue, and the overdue alert must be able to say so.
-                    "last_success_at": success_at or 0.0,
-                    "last_duration_seconds": last.get("total_seconds") if last else None,
-                    "runs": {
-                        result: self.drills.runs_total.get((name, result), 0)
-                        for result in ("pass", "fail")
-                    },
-                }
+    async def migrate(self) -> None:
+        """Apply the store's migrations where settings ask for it; the store may be down."""
+        if not self.settings.migrations_on_start:
+            return
+        try:
+            await asyncio.to_thread(upgrade, self.settings.state_url)
+        except Exception as exc:
+            # Probing and /health do not need the store; history waits until it is back.
+            log.error(
+                "state store migrations failed; drwatch runs without history until the "
+                "store is reachable and migrated (drwatch db upgrade)",
+                extra={"error": f"{type(exc).__name__}: {exc}"},
             )
-        return rows
-
-    def drill_summaries(self) -> list[dict[str, Any]]:
-        """Per drill: its schedule and RTO, whether it runs, its last success and last run."""
-        rows = []
-        for metrics_row in self.drill_metrics():
-            name = metrics_row["name"]
-            spec = self.drills.specs[name]
-            report = self.drills.last_reports.get(name)
-            last_run = report.as_dict() if report else self.drill_last_runs.get(name)
-            success = metrics_row["last_success_at"]
-            rows.append(
-                {
-                    "name": name,
-                    "source": spec.source,
-                    "schedule": spec.schedule,
-                    "rto_seconds": spec.rto,
-                    "running": name in self.drills.running,
-                    "last_success_at": success if success else None,
-                    "last_run": last_run,
-                }
-            )
-        return rows
-
-    async def _seed_drill_history(self) -> None:
-        for name in self.drills.specs:
-            try:
-                success = await self.store.last_successful_drill_run(name)
-                last = await self.store.last_drill_run(name)
-            except Exception:
-                return  # the store is down or not migrated; history starts from this process
-            if success is not None and success.get("report"):
-                self.drill_successes[name] = success["report"]
-            if last is not None and last.get("report"):
-                self.drill_last_runs[name] = last["report"]
 
     async def start(self, *, run_scheduler: bool = True) -> None:
-        if self.settings.migrations_on_start:
-            try:
-                await asyncio.to_thread(upgrade, self.settings.state_url)
-            except Exception as exc:
-                # Probing and /health do not need the store; history waits until it is back.
-                log.error(
-                    "state store migrations failed; drwatch runs without history until the "
-                    "store is reachable and migrated (drwatch db upgrade)",
-                    extra={"error": f"{type(exc).__name__}: {exc}"},
-                )
+        await self.migrate()
         self.writer.start()
-        await self._seed_drill_history()
+        await self.drills.load_history()
         if run_scheduler:
             self.scheduler.start()
         log.info(

@@ -1,14 +1,17 @@
-"""Names, durations and sizes as people write them in configuration ("db-main", "15s", "1.5GB")."""
+"""Value types of the configuration and of what checks report: durations and sizes as people
+write them ("15s", "24h", "1.5GB"), names, and points in time."""
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-"""A check or drill name: it appears in URLs, metric labels and database names."""
+"""What a check or drill name may be: it appears in URLs, metric labels and database names."""
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -103,3 +106,32 @@ Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(for
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]
 """A size in bytes, written in config as ``1MB``, ``512KiB``."""
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An aware UTC datetime from what a check, a report or the store holds; None otherwise.
+
+    Accepts a datetime (a naive one is taken as UTC), a date (its midnight UTC), ISO-8601 text
+    (``2026-11-21T03:00:00Z``, an offset, or none for UTC) and unix seconds. Booleans, empty or
+    unreadable text and out-of-range numbers give None, never an exception.
+    """
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parse_timestamp(parsed)
+    return None

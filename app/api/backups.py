@@ -38,7 +38,7 @@ _KINDS = {"ping": "success", "start": "start", "fail": "fail"}
 
 @router.api_route("/backup-status", methods=["GET", "HEAD"], summary="Backups against RPO/RTO")
 async def get_backup_status(runtime: RuntimeDep) -> Response:
-    report = backup_status(runtime.monitor.snapshot, runtime.drill_summaries())
+    report = backup_status(runtime.monitor.snapshot, runtime.drills.summaries())
     code = 503 if report["status"] == Status.FAIL.value else 200
     body = json.dumps(report, separators=(",", ":"), default=str)
     return Response(body, code, {"Cache-Control": "no-store"}, media_type="application/json")

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from app.api.deps import AdminDep, StoreDep
-from app.drills import DrillBusy, DrillService
-from app.errors import StoreUnavailable
+from app.drills.service import DrillService
+from app.errors import DrillBusy, StoreUnavailable
 
 router = APIRouter(prefix="/api/drills", tags=["drills"])
 

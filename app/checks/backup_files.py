@@ -26,54 +26,32 @@ data of such a dump is only caught by a sidecar.
 
 A file is verified once per (path, size, mtime): the outcome is remembered on the check, so a
 large dump is read once, not every interval. Subprocesses are killed when the run is cancelled.
+The reading itself is :func:`app.dumps.verify`, shared with the restore drills.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
-import contextlib
-import gzip
-import hashlib
 import os
-import re
 import statistics
-import tarfile
-import threading
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
-import zstandard
 from pydantic import Field, field_validator
 
 from app.checks import base
 from app.checks._backup import BackupCheck, BackupFacts, check_regex, check_zone, name_time_parser
 from app.checks.base import Result, Status
+from app.dumps import SIDECAR_SUFFIX, DumpFormat, Verification, dump_format, verify
 from app.units import ByteSize, Duration, format_size
 
-_SIDECAR_SUFFIX = ".sha256"
-_READ_CHUNK = 1 << 20
-# Enough of the end of a plain dump to hold the "dump complete" marker and what pg_dump writes
-# after it (a ``\unrestrict`` line since 17.6/16.10/15.14).
-_TAIL_BYTES = 16 * 1024
-_PLAIN_MARKERS = (
-    b"-- PostgreSQL database dump complete",
-    b"-- PostgreSQL database cluster dump complete",
-)
-# Both pg_dump and pg_dumpall scripts open with this comment.
-_PLAIN_HEADER = b"-- PostgreSQL database"
 # Verifying costs a full read; past this many bad files in one run the rest wait for the next.
 _MAX_VERIFIED_PER_RUN = 10
 # How many earlier backups the size plausibility check compares against (their median).
 _SIZE_HISTORY = 3
-_STDERR_LIMIT = 4096
-
-DumpFormat = Literal["custom", "directory", "tar", "plain", "plain.gz", "plain.zst"]
-_CODEC = {"plain.gz": "gzip", "plain.zst": "zstd", "plain": "plain text"}
 
 
 class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
@@ -126,7 +104,7 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._verified: dict[_FileKey, _Verification] = {}
+        self._verified: dict[_FileKey, Verification] = {}
         p = self.params
         self._name_parser = name_time_parser(p.name_format, p.name_regex, p.name_timezone)
 
@@ -181,7 +159,12 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
                 outcome = self._verified.get(dump.key)
                 if outcome is None:
                     verified += 1
-                    outcome = await _verify(dump, p.pg_restore)
+                    outcome = await verify(
+                        dump.path,
+                        dump.format,
+                        sidecar=dump.sidecar is not None,
+                        pg_restore=p.pg_restore,
+                    )
                     self._verified[dump.key] = outcome
                 if not outcome.ok:
                     walk.bad.append((dump, outcome.problem))
@@ -347,7 +330,7 @@ def _list_dumps(
         return _Listing(missing=True)
     dumps: list[_Dump] = []
     for path in directory.glob(pattern):
-        if path.name.endswith(_SIDECAR_SUFFIX) or path.name.startswith("."):
+        if path.name.endswith(SIDECAR_SUFFIX) or path.name.startswith("."):
             continue
         stat = _stat_dump(path)
         if stat is None:
@@ -359,10 +342,10 @@ def _list_dumps(
             source = "name" if taken_at is not None else "mtime"
         if taken_at is None:
             taken_at = datetime.fromtimestamp(mtime_ns / 1e9, UTC)
-        sidecar_path = path.with_name(path.name + _SIDECAR_SUFFIX)
+        sidecar_path = path.with_name(path.name + SIDECAR_SUFFIX)
         sidecar = _stat_dump(sidecar_path) if sidecar_path.is_file() else None
         try:
-            fmt = _detect_format(path)
+            fmt = dump_format(path)
         except OSError:
             # Unreadable: verification reports it.
             fmt = "plain"
@@ -387,214 +370,3 @@ def _stat_dump(path: Path) -> tuple[int, int] | None:
         return size, mtime_ns
     except OSError:
         return None
-
-
-# --- verification -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Verification:
-    ok: bool
-    method: str
-    problem: str = ""
-
-
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class _Corrupt(Exception):
-    """The dump is not what it claims to be; the message says how, for a person."""
-
-
-def _detect_format(path: Path) -> DumpFormat:
-    if path.is_dir():
-        return "directory"
-    with path.open("rb") as f:
-        head = f.read(512)
-    if head.startswith(b"PGDMP"):
-        return "custom"
-    if head[:2] == b"\x1f\x8b":
-        return "plain.gz"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "plain.zst"
-    if head[257:262] == b"ustar":
-        return "tar"
-    return "plain"
-
-
-async def _verify(dump: _Dump, pg_restore: str) -> _Verification:
-    """Read the dump the way its format allows; never raises except on cancellation."""
-    cancel = threading.Event()
-    methods: list[str] = []
-    try:
-        fmt = dump.format
-        if dump.sidecar is not None and fmt != "directory":
-            await asyncio.to_thread(_check_sidecar, dump.path, cancel)
-            methods.append("sha256 sidecar")
-        if fmt in ("custom", "directory", "tar"):
-            entries = await _pg_restore_list(pg_restore, dump.path)
-            methods.append(f"pg_restore --list ({entries} TOC entries)")
-            if fmt == "tar":
-                await asyncio.to_thread(_read_tar, dump.path, cancel)
-                methods.append("full tar read")
-            else:
-                await _pg_restore_full_read(pg_restore, dump.path)
-                methods.append("full pg_restore read")
-        else:
-            await asyncio.to_thread(_read_plain, dump.path, fmt, cancel)
-            codec = "" if fmt == "plain" else f"{_CODEC[fmt]} "
-            methods.append(f"full {codec}read and dump complete marker")
-    except _Corrupt as exc:
-        return _Verification(False, ", ".join(methods), str(exc))
-    except OSError as exc:
-        return _Verification(False, ", ".join(methods), f"unreadable ({exc.strerror or exc})")
-    finally:
-        # Stops a reader thread that is still running when the run is cancelled.
-        cancel.set()
-    return _Verification(True, " and ".join(methods))
-
-
-def _check_sidecar(path: Path, cancel: threading.Event) -> None:
-    sidecar = path.with_name(path.name + _SIDECAR_SUFFIX)
-    text = sidecar.read_text(errors="replace").strip()
-    expected = text.split()[0].lower() if text else ""
-    if not re.fullmatch(r"[0-9a-f]{64}", expected):
-        raise _Corrupt(f"paired with an unreadable sidecar {sidecar.name} (no SHA-256 in it)")
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in _chunks(f, cancel):
-            digest.update(chunk)
-    if digest.hexdigest() != expected:
-        raise _Corrupt(
-            f"not the file its {sidecar.name} describes (SHA-256 mismatch: corrupted or "
-            "overwritten after the checksum was taken)"
-        )
-
-
-def _chunks(stream: _Readable, cancel: threading.Event) -> Iterator[bytes]:
-    while True:
-        if cancel.is_set():
-            raise _Corrupt("not verified: the run was cancelled")
-        chunk = stream.read(_READ_CHUNK)
-        if not chunk:
-            return
-        yield chunk
-
-
-def _read_plain(path: Path, fmt: DumpFormat, cancel: threading.Event) -> None:
-    first = True
-    tail = b""
-    decode: Callable[[bytes, bool], object] | None = None
-    with path.open("rb") as raw:
-        stream: _Readable
-        if fmt == "plain.gz":
-            stream = gzip.GzipFile(fileobj=raw, mode="rb")
-        elif fmt == "plain.zst":
-            stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        else:
-            stream = raw
-        try:
-            for chunk in _chunks(stream, cancel):
-                if first:
-                    first = False
-                    head = chunk[:4096]
-                    if _PLAIN_HEADER not in head[:256]:
-                        raise _Corrupt("not a pg_dump SQL script (no PostgreSQL dump header)")
-                    if b"client_encoding = 'UTF8'" in head:
-                        decode = codecs.getincrementaldecoder("utf-8")(errors="strict").decode
-                if decode is not None:
-                    decode(chunk, False)
-                tail = (tail + chunk[-_TAIL_BYTES:])[-_TAIL_BYTES:]
-            if decode is not None:
-                decode(b"", True)
-        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
-            if isinstance(exc, OSError) and exc.errno is not None:
-                raise
-            raise _Corrupt(f"a broken {_CODEC[fmt]} stream ({exc})") from None
-        except UnicodeDecodeError:
-            raise _Corrupt("corrupt: it holds bytes that are not UTF-8 in a UTF8 dump") from None
-    if first:
-        raise _Corrupt("empty after decompression")
-    if not any(marker in tail for marker in _PLAIN_MARKERS):
-        raise _Corrupt("truncated: it does not end with PostgreSQL's 'dump complete' marker")
-
-
-def _read_tar(path: Path, cancel: threading.Event) -> None:
-    try:
-        with tarfile.open(path, mode="r:") as archive:
-            for member in archive:
-                if cancel.is_set():
-                    raise _Corrupt("not verified: the run was cancelled")
-                extracted = archive.extractfile(member)
-                if extracted is None:
-                    continue
-                for _ in _chunks(extracted, cancel):
-                    pass
-    except tarfile.TarError as exc:
-        raise _Corrupt(f"a broken tar archive ({exc}); it is truncated or corrupted") from None
-
-
-async def _pg_restore_list(pg_restore: str, path: Path) -> int:
-    entries = 0
-
-    async def count(stdout: asyncio.StreamReader) -> None:
-        nonlocal entries
-        async for line in stdout:
-            if line[:1].isdigit():
-                entries += 1
-
-    code, stderr = await _run(pg_restore, ["--list", str(path)], count)
-    if code != 0:
-        raise _Corrupt(f"not a readable pg_dump archive ({_first_error(stderr)})")
-    if entries == 0:
-        raise _Corrupt("an archive with no TOC entries")
-    return entries
-
-
-async def _pg_restore_full_read(pg_restore: str, path: Path) -> None:
-    code, stderr = await _run(pg_restore, ["--file", os.devnull, str(path)], None)
-    if code != 0:
-        raise _Corrupt(f"truncated or corrupted ({_first_error(stderr)})")
-
-
-async def _run(
-    program: str,
-    args: list[str],
-    read_stdout: Callable[[asyncio.StreamReader], Any] | None,
-) -> tuple[int, str]:
-    """Run ``program`` with ``args``; the process is killed if this coroutine is cancelled."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            program,
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE if read_stdout else asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except FileNotFoundError:
-        raise _Corrupt(f"not verified: {program} is not installed") from None
-    assert process.stderr is not None
-    stderr_task = asyncio.ensure_future(process.stderr.read())
-    try:
-        if read_stdout is not None:
-            assert process.stdout is not None
-            await read_stdout(process.stdout)
-        stderr = await stderr_task
-        code = await process.wait()
-    finally:
-        stderr_task.cancel()
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            with contextlib.suppress(Exception):
-                await process.wait()
-    return code, stderr[:_STDERR_LIMIT].decode(errors="replace")
-
-
-def _first_error(stderr: str) -> str:
-    for line in stderr.splitlines():
-        line = line.strip()
-        if line:
-            return line.removeprefix("pg_restore: ").removeprefix("error: ")
-    return "no error message"

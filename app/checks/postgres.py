@@ -8,17 +8,26 @@ connection again, also when the runner cancels the run at its timeout.
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 from pydantic import Field, SecretStr, field_validator
 
+from app.checks._net import (
+    PostgresDsn,
+    does_not_resolve,
+    has_valid_port,
+    is_postgres_url,
+    is_refused,
+    milliseconds,
+    no_answer,
+    refused,
+    unreachable,
+)
 from app.checks.base import Check, CheckFailed, Params, Result, Status
 from app.redact import redact_url
 from app.units import Duration, format_duration
@@ -29,7 +38,6 @@ _OWN_DEADLINE_SHARE = 0.9
 # A graceful close sends Terminate (and a cancel request for a running query); past this the
 # socket is simply dropped.
 _CLOSE_TIMEOUT = 1.0
-_DEFAULT_PORT = 5432
 
 # One round trip for everything but the probe. pg_last_xact_replay_timestamp() is the commit
 # time of the last replayed transaction, so on an idle primary it falls further behind although
@@ -67,21 +75,9 @@ class _Target:
 
     @classmethod
     def from_dsn(cls, dsn: str) -> _Target:
-        parts = urlsplit(dsn)
-        query = parse_qs(parts.query)
-        # Everything after the last "@" is host(s) and port(s), never the password.
-        hosts = parts.netloc.rpartition("@")[2] or query.get("host", ["localhost"])[0]
-        if "," not in hosts and not hosts.startswith("/") and not _has_port(hosts):
-            hosts = f"{hosts}:{query.get('port', [_DEFAULT_PORT])[0]}"
-        user = unquote(parts.username) if parts.username else query.get("user", [None])[0]
-        database = unquote(parts.path.lstrip("/")) or query.get("dbname", [user or ""])[0]
-        return cls(hosts, database or "(default database)", user, redact_url(dsn))
-
-
-def _has_port(host: str) -> bool:
-    if host.startswith("["):
-        return "]:" in host
-    return ":" in host
+        parsed = PostgresDsn.parse(dsn)
+        database = parsed.database or "(default database)"
+        return cls(parsed.address, database, parsed.user, redact_url(dsn))
 
 
 class PostgresCheck(Check["PostgresCheck.Params"]):
@@ -113,14 +109,10 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
         def _postgres_url(cls, value: SecretStr) -> SecretStr:
             # The value is a secret: the message must not repeat it.
             dsn = value.get_secret_value()
-            if dsn.partition("://")[0].lower() not in ("postgresql", "postgres"):
+            if not is_postgres_url(dsn):
                 raise ValueError("must be a postgresql://user:password@host:port/database URL")
-            parts = urlsplit(dsn)
-            if "," not in parts.netloc:
-                try:
-                    parts.port  # noqa: B018 - parsing the port is the check
-                except ValueError:
-                    raise ValueError("has a port that is not a number from 0 to 65535") from None
+            if not has_valid_port(dsn):
+                raise ValueError("has a port that is not a number from 0 to 65535")
             return value
 
         @field_validator("query")
@@ -176,9 +168,13 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
                     await _close(connection)
         except TimeoutError:
             raise CheckFailed(
-                f"PostgreSQL at {target.where} did not answer within the "
-                f"{format_duration(self.timeout)} timeout while {step}; the server is hung or "
-                "overloaded, or packets to it are dropped.",
+                no_answer(
+                    "PostgreSQL",
+                    target.where,
+                    self.timeout,
+                    step,
+                    "the server is hung or overloaded",
+                ),
                 context=self._context(step=step),
             ) from None
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -271,8 +267,9 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
             )
         if params.latency_warn is not None and latency > params.latency_warn:
             warnings.append(
-                f"PostgreSQL at {target.where} took {_ms(latency)} to connect and answer "
-                f"(warn above {_ms(params.latency_warn)}); the server or the network is slow."
+                f"PostgreSQL at {target.where} took {milliseconds(latency)} to connect and "
+                f"answer (warn above {milliseconds(params.latency_warn)}); the server or the "
+                "network is slow."
             )
         if connections_ratio > params.connections_warn:
             warnings.append(
@@ -285,7 +282,7 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
 
         summary = (
             f"PostgreSQL {version} at {target.where} answered in "
-            f"{_ms(latency)} as {'a replica' if in_recovery else 'the primary'}"
+            f"{milliseconds(latency)} as {'a replica' if in_recovery else 'the primary'}"
         )
         if lag is not None:
             summary += f", {format_duration(lag)} behind its primary"
@@ -340,23 +337,11 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
             )
         if isinstance(exc, socket.gaierror):
             host = target.address.rpartition(":")[0] or target.address
-            return CheckFailed(
-                f"The PostgreSQL host name {host!r} does not resolve ({exc.strerror}); the DNS "
-                "record is missing or DNS is down.",
-                context=context,
-            )
-        if isinstance(exc, ConnectionRefusedError) or _errno(exc) == errno.ECONNREFUSED:
-            return CheckFailed(
-                f"PostgreSQL at {target.address} refused the connection; the server is down or "
-                "not listening on that address and port.",
-                context=context,
-            )
+            return CheckFailed(does_not_resolve("PostgreSQL", host, exc.strerror), context=context)
+        if is_refused(exc):
+            return CheckFailed(refused("PostgreSQL", target.address), context=context)
         if isinstance(exc, OSError):
-            return CheckFailed(
-                f"Cannot reach PostgreSQL at {target.address}: "
-                f"{exc.strerror or exc}; the host or the network path to it is down.",
-                context=context,
-            )
+            return CheckFailed(unreachable("PostgreSQL", target.address, exc), context=context)
         if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
             return CheckFailed(
                 f"The connection to PostgreSQL at {target.where} broke while {step}: {exc}; "
@@ -381,14 +366,3 @@ async def _close(connection: asyncpg.Connection) -> None:
         raise
     except Exception:
         connection.terminate()
-
-
-def _errno(exc: BaseException) -> int | None:
-    return exc.errno if isinstance(exc, OSError) else None
-
-
-def _ms(seconds: float) -> str:
-    if seconds >= 10:
-        return format_duration(seconds)
-    milliseconds = seconds * 1000
-    return f"{milliseconds:.1f} ms" if milliseconds < 10 else f"{milliseconds:.0f} ms"

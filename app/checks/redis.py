@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import socket
 import ssl
 import time
@@ -23,6 +22,14 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from app.checks._net import (
+    does_not_resolve,
+    is_refused,
+    milliseconds,
+    no_answer,
+    refused,
+    unreachable,
+)
 from app.checks.base import Check, CheckFailed, Params, Result, Status
 from app.redact import redact_url
 from app.units import Duration, format_duration, format_size
@@ -150,9 +157,13 @@ class RedisCheck(Check["RedisCheck.Params"]):
                     await _close(client)
         except (TimeoutError, redis_errors.TimeoutError):
             raise CheckFailed(
-                f"Redis at {target.where} did not answer within the "
-                f"{format_duration(self.timeout)} timeout while {step}; the server is hung, "
-                "blocked by a slow command or overloaded, or packets to it are dropped.",
+                no_answer(
+                    "Redis",
+                    target.where,
+                    self.timeout,
+                    step,
+                    "the server is hung, blocked by a slow command or overloaded",
+                ),
                 context=self._context(step=step),
             ) from None
         except (redis_errors.RedisError, OSError) as exc:
@@ -235,9 +246,9 @@ class RedisCheck(Check["RedisCheck.Params"]):
         warnings = []
         if params.latency_warn is not None and latency > params.latency_warn:
             warnings.append(
-                f"Redis at {target.where} took {_ms(latency)} to answer PING (warn above "
-                f"{_ms(params.latency_warn)}); the server is busy with slow commands, or the "
-                "network is slow."
+                f"Redis at {target.where} took {milliseconds(latency)} to answer PING (warn "
+                f"above {milliseconds(params.latency_warn)}); the server is busy with slow "
+                "commands, or the network is slow."
             )
         if memory_ratio is not None and memory_ratio > params.memory_warn:
             policy = memory.get("maxmemory_policy", "noeviction")
@@ -254,7 +265,7 @@ class RedisCheck(Check["RedisCheck.Params"]):
         if warnings:
             return verdict(Status.WARN, " ".join(warnings))
 
-        summary = f"Redis {version} at {target.where} answered PING in {_ms(latency)} as "
+        summary = f"Redis {version} at {target.where} answered PING in {milliseconds(latency)} as "
         summary += f"a replica of {primary} (link up)." if is_replica else "the primary."
         return verdict(Status.PASS, summary)
 
@@ -305,19 +316,9 @@ class RedisCheck(Check["RedisCheck.Params"]):
             )
         if isinstance(cause, socket.gaierror):
             host = target.address.rpartition(":")[0]
-            return CheckFailed(
-                f"The Redis host name {host!r} does not resolve ({cause.strerror}); the DNS "
-                "record is missing or DNS is down.",
-                context=context,
-            )
-        if isinstance(cause, ConnectionRefusedError) or (
-            cause is not None and cause.errno == errno.ECONNREFUSED
-        ):
-            return CheckFailed(
-                f"Redis at {target.address} refused the connection; the server is down or not "
-                "listening on that address and port.",
-                context=context,
-            )
+            return CheckFailed(does_not_resolve("Redis", host, cause.strerror), context=context)
+        if is_refused(cause):
+            return CheckFailed(refused("Redis", target.address), context=context)
         if "max number of clients reached" in str(exc):
             return CheckFailed(
                 f"Redis at {target.where} refused a new client: max number of clients "
@@ -325,11 +326,7 @@ class RedisCheck(Check["RedisCheck.Params"]):
                 context=context,
             )
         if cause is not None:
-            return CheckFailed(
-                f"Cannot reach Redis at {target.address}: {cause.strerror or cause}; the host "
-                "or the network path to it is down.",
-                context=context,
-            )
+            return CheckFailed(unreachable("Redis", target.address, cause), context=context)
         if isinstance(exc, redis_errors.ConnectionError):
             return CheckFailed(
                 f"The connection to Redis at {target.where} broke while {step} "
@@ -374,10 +371,3 @@ def _os_cause(exc: BaseException) -> OSError | None:
 
 def _reason(exc: BaseException) -> str:
     return str(exc).strip().rstrip(".") or type(exc).__name__
-
-
-def _ms(seconds: float) -> str:
-    if seconds >= 10:
-        return format_duration(seconds)
-    milliseconds = seconds * 1000
-    return f"{milliseconds:.1f} ms" if milliseconds < 10 else f"{milliseconds:.0f} ms"

@@ -18,7 +18,7 @@ it is available). Render does not report an export's size, so ``size_bytes`` is 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import quote
 
@@ -28,7 +28,7 @@ from app.checks import base
 from app.checks._backup import BackupCheck, BackupFacts, iso_utc
 from app.checks._vendor import ApiCheck, base_url_of, shown_url
 from app.checks.base import CheckFailed, Result, Status
-from app.units import Duration
+from app.units import Duration, parse_timestamp
 
 _PITR_VERIFIED_BY = "point-in-time recovery status AVAILABLE"
 _EXPORT_VERIFIED_BY = "export listed with a download URL"
@@ -200,10 +200,5 @@ def raise_shape(field: str) -> NoReturn:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    # Render's API writes times as ISO-8601 text; anything else is not one of its times.
+    return parse_timestamp(value) if isinstance(value, str) else None

@@ -31,6 +31,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from app.checks import base
 from app.checks._backup import BackupCheck, BackupFacts, iso_utc
+from app.checks._net import is_postgres_url
 from app.checks.base import CheckFailed, Result, Status
 from app.redact import redact_url
 from app.units import Duration, format_duration, format_size
@@ -70,8 +71,7 @@ class WalArchiveCheck(BackupCheck["WalArchiveCheck.Params"]):
         @field_validator("dsn")
         @classmethod
         def _postgres_url(cls, value: SecretStr) -> SecretStr:
-            scheme = value.get_secret_value().partition("://")[0].lower()
-            if scheme not in ("postgresql", "postgres"):
+            if not is_postgres_url(value.get_secret_value()):
                 raise ValueError("must be a postgresql://user:password@host:port/database URL")
             return value
 

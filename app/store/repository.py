@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import redact
 from app.store.db import create_engine
 from app.store.tables import check_transitions, drill_runs, heartbeat_events, leases
+from app.units import parse_timestamp
 
 log = logging.getLogger("drwatch.store")
 
@@ -222,9 +223,7 @@ class Store:
             )
 
     async def finish_drill_run(self, run_id: str, report: dict[str, Any]) -> None:
-        finished_at = report.get("finished_at")
-        if isinstance(finished_at, str):
-            finished_at = datetime.fromisoformat(finished_at)
+        finished_at = parse_timestamp(report.get("finished_at"))
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(drill_runs)

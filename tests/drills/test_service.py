@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from app.config import parse_config
+from app.drills.service import backup_from_results
+from app.drills.spec import DrillSpec
 from app.errors import ConfigError
 from tests.harness import running_app, settings_for
 from tests.servers import PG_BIN, PostgresCluster
@@ -144,3 +146,27 @@ async def test_a_drill_started_through_the_api_shows_in_runs_and_metrics(
         if line.startswith('drwatch_restore_drill_last_success_timestamp_seconds{drill="monthly"}')
     )
     assert abs(float(success.split()[-1]) - time.time()) < 300
+
+
+def test_a_drill_restores_only_a_backup_its_source_reported_and_did_not_reject() -> None:
+    """No report yet, or a newest backup that failed verification, means nothing to restore."""
+    reported: dict[str, dict[str, Any]] = {
+        "verified-dumps": {
+            "location": "/backups/backup_20261121.dump",
+            "last_backup_at": "2026-11-21T03:00:00Z",
+            "verified": True,
+        },
+        "broken-dumps": {
+            "location": "/backups/backup_20261121.dump",
+            "last_backup_at": "2026-11-21T03:00:00Z",
+            "verified": False,
+        },
+    }
+    resolve = backup_from_results(reported.get)
+    base = {"name": "d", "target_dsn": "postgresql://u@scratch/postgres"}
+    backup = resolve(DrillSpec.model_validate({**base, "source": "verified-dumps"}))
+    assert backup.location == "/backups/backup_20261121.dump"
+    with pytest.raises(ValueError, match="failed verification"):
+        resolve(DrillSpec.model_validate({**base, "source": "broken-dumps"}))
+    with pytest.raises(ValueError, match="has not reported a backup"):
+        resolve(DrillSpec.model_validate({**base, "source": "never-ran"}))

@@ -1,5 +1,5 @@
-"""Restore drills against real servers: a source cluster with a booking-like schema, real pg_dump
-output in several formats, and a scratch cluster as the drill target."""
+"""One drill run against real servers: every dump format restored, every kind of integrity
+expectation, failures, timeouts, a killed run, and backups in S3."""
 
 from __future__ import annotations
 
@@ -8,144 +8,27 @@ import gzip
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import ValidationError
 
-from app.drills import (
-    BackupRef,
-    DrillSpec,
-    IntegrityCheck,
-    backup_from_results,
-    check_targets,
-    cleanup_leftovers,
-    detect_format,
-    render_report,
-    run_drill,
-)
+from app.drills.report import render_report
+from app.drills.run import BackupRef, run_drill
+from app.drills.target import cleanup_leftovers
 from tests.credentials import fake_aws_credentials
-from tests.servers import PG_BIN, PostgresCluster, ThreadedServer
+from tests.drills.scratch import Dumps, drill, drill_databases, pg_dump, sleeping_dump
+from tests.servers import PostgresCluster, ThreadedServer
 
-ROOT = Path(__file__).resolve().parent.parent
-
-SCHEMA = """
-CREATE TABLE tenants (id int PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL);
-CREATE TABLE leads (
-    id int PRIMARY KEY, tenant_id int REFERENCES tenants, phone text, created_at timestamptz
-);
-CREATE TABLE appointments (
-    id int PRIMARY KEY, tenant_id int REFERENCES tenants, lead_id int REFERENCES leads,
-    starts_at timestamptz, created_at timestamptz NOT NULL
-);
-CREATE TABLE calls (
-    id int PRIMARY KEY, tenant_id int REFERENCES tenants, duration_seconds int,
-    created_at timestamptz NOT NULL
-);
-INSERT INTO tenants SELECT g, 'tenant ' || g, now() - interval '90 days'
-    FROM generate_series(1, 3) g;
-INSERT INTO leads SELECT g, 1 + g % 3, '+1555' || g, now() - g * interval '1 hour'
-    FROM generate_series(1, 50) g;
-INSERT INTO appointments
-    SELECT g, 1 + g % 3, g, now() + g * interval '1 day', now() - g * interval '1 minute'
-    FROM generate_series(1, 42) g;
--- Calls stopped being recorded three days ago: a stale table.
-INSERT INTO calls SELECT g, 1 + g % 3, 60 + g, now() - interval '3 days' - g * interval '1 minute'
-    FROM generate_series(1, 30) g;
-"""
-
-
-@dataclass
-class Dumps:
-    custom: Path
-    plain: Path
-    plain_gz: Path
-    plain_zst: Path
-    directory: Path
-    tar: Path
-    taken_at: datetime
-
-
-@pytest.fixture(scope="module")
-def source() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster.create(name="drill-source")
-    cluster.psql("CREATE DATABASE booking")
-    cluster.psql(SCHEMA, database="booking")
-    yield cluster
-    cluster.destroy()
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[PostgresCluster]:
-    # A backend notices a vanished client within 100 ms, as a killed drill leaves some behind.
-    cluster = PostgresCluster.create(
-        {"client_connection_check_interval": "100ms"}, name="drill-target"
-    )
-    yield cluster
-    cluster.destroy()
-
-
-@pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="drwatch-drill-test-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def pg_dump(source: PostgresCluster, *args: str) -> None:
-    subprocess.run(
-        [str(PG_BIN / "pg_dump"), *args, source.dsn_for("booking")],
-        check=True,
-        capture_output=True,
-    )
-
-
-@pytest.fixture(scope="module")
-def dumps(source: PostgresCluster, workdir: Path) -> Dumps:
-    taken_at = datetime.now(UTC)
-    custom, plain, directory, tar = (
-        workdir / "booking.dump",
-        workdir / "booking.sql",
-        workdir / "booking.dir",
-        workdir / "booking.tar",
-    )
-    pg_dump(source, "-Fc", "-f", str(custom))
-    pg_dump(source, "-Fp", "-f", str(plain))
-    pg_dump(source, "-Fd", "-f", str(directory))
-    pg_dump(source, "-Ft", "-f", str(tar))
-    plain_gz = workdir / "booking.sql.gz"
-    plain_gz.write_bytes(gzip.compress(plain.read_bytes()))
-    plain_zst = workdir / "booking.sql.zst"
-    subprocess.run(["zstd", "-q", "-f", str(plain), "-o", str(plain_zst)], check=True)
-    return Dumps(custom, plain, plain_gz, plain_zst, directory, tar, taken_at)
-
-
-def drill(target: PostgresCluster, **overrides: Any) -> DrillSpec:
-    document: dict[str, Any] = {
-        "name": "monthly-restore",
-        "source": "nightly-dumps",
-        "target_dsn": target.dsn,
-        "rpo": "24h",
-        "integrity": [{"name": "tenants", "sql": "SELECT count(*) FROM tenants", "expect": ">= 1"}],
-    }
-    document.update(overrides)
-    return DrillSpec.model_validate(document)
-
-
-def drill_databases(cluster: PostgresCluster) -> list[str]:
-    names = cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE 'drwatch\\_drill\\_%'")
-    return [n for n in names.splitlines() if n]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- passing drills -----------------------------------------------------------------------------
@@ -243,18 +126,6 @@ async def test_it_restores_every_dump_format(
     assert report.backup_format == expected_format
     assert report.integrity[0].observed == 42
     assert drill_databases(target) == []
-
-
-async def test_it_detects_the_dump_format_from_the_contents(dumps: Dumps, workdir: Path) -> None:
-    """The format comes from magic bytes, not from the file name."""
-    renamed = workdir / "nightly.bin"
-    shutil.copy(dumps.plain_gz, renamed)
-    assert await detect_format(dumps.custom) == ("custom", None)
-    assert await detect_format(dumps.directory) == ("directory", None)
-    assert await detect_format(dumps.tar) == ("tar", None)
-    assert await detect_format(dumps.plain) == ("plain", None)
-    assert await detect_format(renamed) == ("plain", "gzip")
-    assert await detect_format(dumps.plain_zst) == ("plain", "zstd")
 
 
 # --- failing drills ---------------------------------------------------------------------------
@@ -399,7 +270,7 @@ async def test_it_refuses_a_plain_dump_that_switches_databases(
 ) -> None:
     """A pg_dump --create script would \\connect elsewhere, so it is refused before restoring."""
     path = workdir / "create.sql"
-    pg_dump(source, "-Fp", "--create", "-f", str(path))
+    pg_dump(source.dsn_for("booking"), "-Fp", "--create", "-f", str(path))
     report = await run_drill(drill(target), BackupRef(str(path), datetime.now(UTC)))
     assert report.status == "fail"
     assert "creates or switches databases" in report.message
@@ -407,15 +278,6 @@ async def test_it_refuses_a_plain_dump_that_switches_databases(
 
 
 # --- timeouts and crashes -----------------------------------------------------------------------
-
-
-def sleeping_dump(workdir: Path) -> Path:
-    """A plain dump whose restore hangs: it creates a table, then sleeps a minute."""
-    path = workdir / "sleeping.sql"
-    path.write_text(
-        "CREATE TABLE tenants (id int);\nINSERT INTO tenants VALUES (1);\nSELECT pg_sleep(60);\n"
-    )
-    return path
 
 
 async def test_it_cancels_and_cleans_up_a_drill_that_exceeds_its_timeout(
@@ -439,7 +301,8 @@ async def test_it_cancels_and_cleans_up_a_drill_that_exceeds_its_timeout(
 KILLED_DRILL = """
 import asyncio, os, sys
 from datetime import UTC, datetime
-from app.drills import BackupRef, DrillSpec, run_drill
+from app.drills.run import BackupRef, run_drill
+from app.drills.spec import DrillSpec
 spec = DrillSpec(name="killed", source="dumps", target_dsn=os.environ["DRILL_TARGET"])
 backup = BackupRef(sys.argv[1], datetime.now(UTC))
 asyncio.run(run_drill(spec, backup, progress=lambda line: print(line, flush=True)))
@@ -491,148 +354,6 @@ async def test_the_next_run_removes_the_leftover_of_a_drill_killed_midway(
             await asyncio.sleep(0.2)
     assert dropped == leftovers
     assert drill_databases(target) == []
-
-
-async def test_cleanup_never_drops_a_database_drwatch_did_not_mark(
-    target: PostgresCluster,
-) -> None:
-    """Only prefixed databases with drwatch's marker and no connections are dropped."""
-    unmarked = "drwatch_drill_someone_else"
-    other_comment = "drwatch_drill_commented"
-    marked = "drwatch_drill_old_20200101000000"
-    busy = "drwatch_drill_busy_20200101000000"
-    for name in (unmarked, other_comment, marked, busy):
-        target.psql(f"CREATE DATABASE {name}")
-    target.psql(f"COMMENT ON DATABASE {other_comment} IS 'owned by the reporting team'")
-    target.psql(f"COMMENT ON DATABASE {marked} IS 'drwatch restore drill 1234'")
-    target.psql(f"COMMENT ON DATABASE {busy} IS 'drwatch restore drill 5678'")
-    holder = subprocess.Popen(
-        [
-            str(PG_BIN / "psql"),
-            "-X",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(target.port),
-            "-U",
-            "postgres",
-            "-d",
-            busy,
-            "-c",
-            "SELECT pg_sleep(30)",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            count = target.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{busy}'")
-            if count != "0":
-                break
-            await asyncio.sleep(0.05)
-        dropped = await cleanup_leftovers(target.dsn)
-    finally:
-        holder.kill()
-        holder.wait()
-    try:
-        assert dropped == [marked]
-        assert sorted(drill_databases(target)) == sorted([unmarked, other_comment, busy])
-    finally:
-        for name in (unmarked, other_comment, busy):
-            target.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-# --- safety and configuration ---------------------------------------------------------------------
-
-
-def test_it_refuses_a_target_that_is_a_monitored_production_database() -> None:
-    """A drill target on the same host, port and database as a postgres check is a config error."""
-    drills = [
-        DrillSpec(
-            name="scratch",
-            source="dumps",
-            target_dsn="postgresql://admin:hunter2secret@scratch.internal:5432/postgres",
-        ),
-        DrillSpec(
-            name="oops",
-            source="dumps",
-            target_dsn="postgresql://admin:hunter2secret@localhost/app",
-        ),
-        DrillSpec(
-            name="same-server-other-database",
-            source="dumps",
-            target_dsn="postgresql://admin:hunter2secret@127.0.0.1:5432/postgres",
-        ),
-    ]
-    errors = check_targets(
-        drills, ["postgresql://app:prodpass-77@127.0.0.1:5432/app?sslmode=disable"]
-    )
-    assert [path for path, _ in errors] == ["drills.1.target_dsn"]
-    assert "monitored postgres check" in errors[0][1]
-    assert "hunter2secret" not in str(errors)
-    assert "prodpass-77" not in str(errors)
-
-
-def test_it_refuses_a_target_that_is_the_drills_own_source() -> None:
-    """target_dsn equal to source_dsn (default port and database spelled out or not) is refused."""
-    spec = DrillSpec(
-        name="self",
-        source="dumps",
-        target_dsn="postgresql://admin@db.internal/booking",
-        source_dsn="postgresql://reader:pw@DB.internal:5432/booking",
-    )
-    assert [path for path, _ in check_targets([spec], [])] == ["drills.0.target_dsn"]
-
-
-def test_an_integrity_check_needs_exactly_one_expectation() -> None:
-    """Zero or two expectations, or an unreadable one, are config errors."""
-    with pytest.raises(ValidationError, match="exactly one"):
-        IntegrityCheck(name="none", sql="SELECT 1")
-    with pytest.raises(ValidationError, match="exactly one"):
-        IntegrityCheck(name="two", sql="SELECT 1", expect=">= 1", within_rpo_of_backup=True)
-    with pytest.raises(ValidationError, match="not an expectation"):
-        IntegrityCheck(name="bad", sql="SELECT 1", expect="at least 1")
-    with pytest.raises(ValidationError, match="lower bound"):
-        IntegrityCheck(name="bad", sql="SELECT 1", expect="between 5 and 1")
-    assert IntegrityCheck(name="ok", sql="SELECT 1", expect="between 1 and 5").expect
-
-
-def test_a_drill_spec_rejects_bad_schedules_names_and_unknown_keys() -> None:
-    """Cron, name, compare_to_source without source_dsn and unknown keys are validated."""
-    base = {"name": "d", "source": "s", "target_dsn": "postgresql://u@h/db"}
-    with pytest.raises(ValidationError, match="cron"):
-        DrillSpec.model_validate({**base, "schedule": "every month"})
-    with pytest.raises(ValidationError, match="not a valid name"):
-        DrillSpec.model_validate({**base, "name": "bad name!"})
-    with pytest.raises(ValidationError, match="source_dsn"):
-        DrillSpec.model_validate(
-            {
-                **base,
-                "integrity": [
-                    {"name": "c", "sql": "SELECT 1", "compare_to_source": {"tolerance": 0.1}}
-                ],
-            }
-        )
-    with pytest.raises(ValidationError, match="Extra inputs"):
-        DrillSpec.model_validate({**base, "jobz": 4})
-    spec = DrillSpec.model_validate(base)
-    assert (spec.schedule, spec.rto, spec.jobs, spec.timeout) == ("0 3 1 * *", 14400.0, 2, 21600.0)
-
-
-def test_a_backup_ref_comes_from_a_backup_checks_details() -> None:
-    """The details a backup check reports are enough to name the backup to restore."""
-    backup = BackupRef.from_details(
-        {
-            "location": "s3://dumps/nightly/2026-11-21.dump",
-            "last_backup_at": "2026-11-21T03:00:00Z",
-            "size_bytes": 1234,
-            "rpo_seconds": 86400,
-        }
-    )
-    assert backup.backup_time == datetime(2026, 11, 21, 3, tzinfo=UTC)
-    assert (backup.size_bytes, backup.rpo_seconds) == (1234, 86400.0)
-    with pytest.raises(ValueError, match="has not reported"):
-        BackupRef.from_details({"location": None})
 
 
 # --- backups in S3 --------------------------------------------------------------------------------
@@ -734,25 +455,17 @@ async def test_it_fails_when_the_s3_object_is_missing(
     assert drill_databases(target) == []
 
 
-def test_a_drill_restores_only_a_backup_its_source_reported_and_did_not_reject() -> None:
-    """No report yet, or a newest backup that failed verification, means nothing to restore."""
-    reported: dict[str, dict[str, Any]] = {
-        "verified-dumps": {
-            "location": "/backups/backup_20261121.dump",
+def test_a_backup_ref_comes_from_a_backup_checks_details() -> None:
+    """The details a backup check reports are enough to name the backup to restore."""
+    backup = BackupRef.from_details(
+        {
+            "location": "s3://dumps/nightly/2026-11-21.dump",
             "last_backup_at": "2026-11-21T03:00:00Z",
-            "verified": True,
-        },
-        "broken-dumps": {
-            "location": "/backups/backup_20261121.dump",
-            "last_backup_at": "2026-11-21T03:00:00Z",
-            "verified": False,
-        },
-    }
-    resolve = backup_from_results(reported.get)
-    base = {"name": "d", "target_dsn": "postgresql://u@scratch/postgres"}
-    backup = resolve(DrillSpec.model_validate({**base, "source": "verified-dumps"}))
-    assert backup.location == "/backups/backup_20261121.dump"
-    with pytest.raises(ValueError, match="failed verification"):
-        resolve(DrillSpec.model_validate({**base, "source": "broken-dumps"}))
-    with pytest.raises(ValueError, match="has not reported a backup"):
-        resolve(DrillSpec.model_validate({**base, "source": "never-ran"}))
+            "size_bytes": 1234,
+            "rpo_seconds": 86400,
+        }
+    )
+    assert backup.backup_time == datetime(2026, 11, 21, 3, tzinfo=UTC)
+    assert (backup.size_bytes, backup.rpo_seconds) == (1234, 86400.0)
+    with pytest.raises(ValueError, match="has not reported"):
+        BackupRef.from_details({"location": None})

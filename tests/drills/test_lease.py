@@ -18,7 +18,9 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import parse_config
-from app.drills import BackupRef, DrillService, DrillSpec
+from app.drills.run import BackupRef
+from app.drills.service import DrillService
+from app.drills.spec import DrillSpec
 from app.main import create_app
 from app.runtime import Runtime
 from app.store.db import upgrade
@@ -26,7 +28,7 @@ from app.store.repository import Store
 from tests.harness import settings_for
 from tests.servers import PostgresCluster
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "admin-token-for-drills-0042"
 
 
@@ -58,7 +60,9 @@ CONTENDER = """
 import asyncio, os, sys
 from datetime import UTC, datetime
 from pathlib import Path
-from app.drills import BackupRef, DrillSpec, run_drill_with_lease
+from app.drills.lease import run_drill_with_lease
+from app.drills.run import BackupRef
+from app.drills.spec import DrillSpec
 from app.store.repository import Store
 
 async def main() -> None:

@@ -1,0 +1,119 @@
+"""What a drill run found: :class:`DrillReport` (stored as JSON, shown by the API and the CLI),
+its :func:`render_report` for people, and the progress lines a run says as it goes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from app import redact
+from app.units import format_duration, format_size
+
+log = logging.getLogger("drwatch.drills")
+
+DrillStatus = Literal["pass", "fail"]
+
+
+@dataclass
+class IntegrityResult:
+    name: str
+    passed: bool
+    observed: Any
+    expectation: str
+    message: str
+    source_value: Any = None
+
+
+@dataclass
+class DrillReport:
+    """What one drill run did and found. ``as_dict()`` is JSON-serializable."""
+
+    run_id: str
+    drill: str
+    database: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    backup_location: str = ""
+    backup_time: datetime | None = None
+    backup_size_bytes: int | None = None
+    backup_format: str | None = None
+    restore_seconds: float | None = None
+    total_seconds: float | None = None
+    rto_seconds: float = 0.0
+    within_rto: bool | None = None
+    integrity: list[IntegrityResult] = field(default_factory=list)
+    data_loss_seconds: float | None = None
+    status: DrillStatus = "fail"
+    message: str = ""
+    database_dropped: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {key: json_value(value) for key, value in data.items()}
+
+
+def render_report(report: DrillReport) -> str:
+    """The report as a few lines of plain text, for ``drwatch drill run``."""
+    lines = [
+        f"drill {report.drill}: {report.status.upper()} (run {report.run_id})",
+        f"  {report.message}",
+        f"  backup: {report.backup_location or '-'}"
+        + (f" taken {report.backup_time.isoformat()}" if report.backup_time else "")
+        + (f", {format_size(report.backup_size_bytes)}" if report.backup_size_bytes else "")
+        + (f", {report.backup_format}" if report.backup_format else ""),
+    ]
+    if report.total_seconds is not None:
+        restore = (
+            format_duration(report.restore_seconds) if report.restore_seconds is not None else "-"
+        )
+        lines.append(
+            f"  restore {restore}, total {format_duration(report.total_seconds)}, "
+            f"RTO {format_duration(report.rto_seconds)}"
+        )
+    if report.data_loss_seconds is not None:
+        lines.append(f"  data-loss window: {format_duration(report.data_loss_seconds)}")
+    for result in report.integrity:
+        mark = "+" if result.passed else "-"
+        lines.append(f"  [{mark}] {result.name}: {result.message}")
+    return "\n".join(lines)
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def show(value: Any) -> str:
+    """A query's value in a sentence: ``42``, ``0.5``, ``2026-11-21T03:00:00+00:00``."""
+    shown = json_value(value)
+    return f"{shown:g}" if isinstance(shown, float) else str(shown)
+
+
+def say(progress: Callable[[str], None] | None, line: str) -> None:
+    """Log a progress line and hand it to ``progress`` (the CLI prints it), scrubbed of secrets."""
+    line = redact.scrub(line)
+    log.info(line)
+    if progress is not None:
+        progress(line)
