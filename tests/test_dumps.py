@@ -17,6 +17,7 @@ from app import dumps
 from app.checks._net import PostgresDsn
 from app.errors import CorruptDump
 from tests.drills.scratch import SCHEMA, Dumps, make_dumps
+from tests.polling import eventually
 from tests.servers import PG_BIN, PostgresCluster
 
 DATABASE = "drwatch_dumps"
@@ -322,19 +323,12 @@ async def test_it_kills_the_whole_process_group_when_cancelled(tmp_path: Path) -
     pid_file = tmp_path / "child.pid"
     script = f"sleep 600 & echo $! > {pid_file}; wait"
     task = asyncio.ensure_future(dumps.run_programs([("sh", ["sh", "-c", script])]))
-    for _ in range(200):
-        if pid_file.exists() and pid_file.read_text().strip():
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: pid_file.exists() and bool(pid_file.read_text().strip()), timeout=10)
     child = int(pid_file.read_text())
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(200):
-        if not alive(child):
-            break
-        await asyncio.sleep(0.05)
-    assert not alive(child)
+    await eventually(lambda: not alive(child), timeout=10)
 
 
 async def test_a_missing_program_raises_file_not_found(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import os
 import shutil
@@ -21,6 +20,7 @@ from app.checks.backup_files import BackupFilesCheck
 from app.checks.base import Result, Status
 from tests.checks.backup_contract import BACKUP_KEYS
 from tests.fakes.runs import assert_failed, run_once
+from tests.polling import eventually
 from tests.servers import PG_BIN, PostgresCluster
 
 DATABASE = "drwatch_backup_files"
@@ -443,11 +443,7 @@ async def test_it_kills_pg_restore_when_the_run_is_cancelled(
     result = await run_once(check(backups, pg_restore=str(wrapper)), timeout=1.0)
     assert_failed(result, "timeout")
     pid = int(pid_file.read_text())
-    for _ in range(200):
-        if not alive(pid):
-            break
-        await asyncio.sleep(0.05)
-    assert not alive(pid)
+    await eventually(lambda: not alive(pid), timeout=10)
 
 
 def alive(pid: int) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +16,7 @@ from app.checks.s3 import S3Check
 from tests.checks.backup_contract import BACKUP_KEYS
 from tests.fakes.rds_api import AWS_ENV, MotoServer
 from tests.fakes.runs import assert_failed, run_once
+from tests.polling import eventually
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,8 @@ async def test_it_passes_with_the_newest_object_and_its_size(moto: MotoServer, b
     """The most recently uploaded object under the prefix gives the age, size and location."""
     put(moto, bucket, "db/z-older.dump", 3000)
     # S3 keeps LastModified to the second: start the next upload in the next second.
-    await asyncio.sleep(1.05 - datetime.now(UTC).microsecond / 1e6)
+    second = int(time.time())
+    await eventually(lambda: int(time.time()) > second, timeout=2)
     put(moto, bucket, "db/a-newer.dump", 2500)
     put(moto, bucket, "other/unrelated.dump", 10)
     result = await run(check(moto, bucket, prefix="db/"))

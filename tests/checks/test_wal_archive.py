@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil
@@ -17,6 +16,7 @@ from app.checks.base import Result, Status
 from app.checks.wal_archive import WalArchiveCheck
 from tests.checks.backup_contract import BACKUP_KEYS as BACKUP_CONTRACT
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
+from tests.polling import eventually
 from tests.servers import PostgresCluster
 
 BACKUP_KEYS = BACKUP_CONTRACT | {"wal_archive_age_seconds"}
@@ -70,11 +70,10 @@ async def switch_and_wait(cluster: PostgresCluster, column: str) -> str:
     before = int(cluster.psql(f"SELECT {column} FROM pg_stat_archiver"))
     cluster.psql("INSERT INTO bookings (note) VALUES ('drwatch')")
     segment = cluster.psql("SELECT pg_walfile_name(pg_switch_wal())")
-    for _ in range(300):
-        if int(cluster.psql(f"SELECT {column} FROM pg_stat_archiver")) > before:
-            return segment
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the archiver never updated {column}")
+    await eventually(
+        lambda: int(cluster.psql(f"SELECT {column} FROM pg_stat_archiver")) > before, timeout=30
+    )
+    return segment
 
 
 async def test_it_passes_when_the_last_segment_was_just_archived(

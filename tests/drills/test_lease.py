@@ -8,7 +8,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from app.runtime import Runtime
 from app.store.db import upgrade
 from app.store.repository import Store
 from tests.harness import settings_for
+from tests.polling import eventually
 from tests.servers import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,10 +167,7 @@ async def drill_app(
 
 
 async def wait_idle(service: DrillService) -> None:
-    deadline = time.monotonic() + 60
-    while service.running and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert not service.running
+    await eventually(lambda: not service.running, timeout=60)
 
 
 async def test_starting_a_drill_needs_the_admin_token(

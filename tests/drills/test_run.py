@@ -3,7 +3,6 @@ expectation, failures, timeouts, a killed run, and backups in S3."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import logging
@@ -12,7 +11,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +24,7 @@ from app.drills.run import BackupRef, run_drill
 from app.drills.target import cleanup_leftovers
 from tests.credentials import fake_aws_credentials
 from tests.drills.scratch import Dumps, drill, drill_databases, pg_dump, sleeping_dump
+from tests.polling import eventually
 from tests.servers import PostgresCluster, ThreadedServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -328,16 +327,16 @@ async def test_the_next_run_removes_the_leftover_of_a_drill_killed_midway(
             break
     assert any(line.startswith("restoring") for line in seen), seen
     # Killed only once the restore is running on the server: psql sits in the dump's pg_sleep.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        active = target.psql(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname LIKE 'drwatch\\_drill\\_killed\\_%' AND query LIKE '%pg_sleep%'"
-        )
-        if active == "1":
-            break
-        await asyncio.sleep(0.05)
-    assert active == "1"
+    await eventually(
+        lambda: (
+            target.psql(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname LIKE 'drwatch\\_drill\\_killed\\_%' AND query LIKE '%pg_sleep%'"
+            )
+            == "1"
+        ),
+        timeout=30,
+    )
     process.send_signal(signal.SIGKILL)
     process.wait()
 
@@ -347,11 +346,12 @@ async def test_the_next_run_removes_the_leftover_of_a_drill_killed_midway(
 
     # The killed restore's server process goes away once it notices its client is gone.
     dropped: list[str] = []
-    deadline = time.monotonic() + 30
-    while not dropped and time.monotonic() < deadline:
-        dropped = await cleanup_leftovers(target.dsn)
-        if not dropped:
-            await asyncio.sleep(0.2)
+
+    async def cleaned_up() -> bool:
+        dropped.extend(await cleanup_leftovers(target.dsn))
+        return bool(dropped)
+
+    await eventually(cleaned_up, timeout=30)
     assert dropped == leftovers
     assert drill_databases(target) == []
 

@@ -3,14 +3,13 @@ never targets a production database."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import time
 from datetime import UTC, datetime
 
 from app.drills.spec import DrillSpec
 from app.drills.target import check_targets, cleanup_leftovers, database_name
 from tests.drills.scratch import drill_databases
+from tests.polling import eventually
 from tests.servers import PG_BIN, PostgresCluster
 
 
@@ -45,12 +44,13 @@ async def test_cleanup_never_drops_a_database_drwatch_did_not_mark(
         stdout=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            count = target.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{busy}'")
-            if count != "0":
-                break
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: (
+                target.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{busy}'")
+                != "0"
+            ),
+            timeout=10,
+        )
         dropped = await cleanup_leftovers(target.dsn)
     finally:
         holder.kill()
