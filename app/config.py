@@ -16,14 +16,15 @@ Process settings (``DRWATCH_*``) are :mod:`app.settings`.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app import redact
 from app.checks import CHECK_TYPES, check_class, types_that
@@ -109,89 +110,56 @@ def _path(*parts: object) -> str:
     return ".".join(str(p) for p in parts if p != "")
 
 
+M = TypeVar("M", bound=BaseModel)
+Errors = list[tuple[str, str]]
+
+
+def _validate(
+    model: type[M], data: Mapping[str, Any], base: str, errors: Errors
+) -> tuple[M | None, dict[str, Any]]:
+    """``model`` from ``data``, or None with every error recorded by its field path.
+
+    Either way it also returns the fields that are valid on their own, so the checks across
+    fields (timeout against interval, a drill's target) still run and report: one bad key must
+    not hide the other errors of a document.
+    """
+    try:
+        instance = model.model_validate(data)
+    except ValidationError as exc:
+        failed = set()
+        for e in exc.errors():
+            errors.append((_path(base, *e["loc"]) or "(top level)", ConfigError.describe(e)))
+            if e["loc"]:
+                failed.add(e["loc"][0])
+    else:
+        return instance, {name: getattr(instance, name) for name in model.model_fields}
+    valid: dict[str, Any] = {}
+    for key, value in data.items():
+        info = model.model_fields.get(key)
+        if info is None or key in failed:
+            continue
+        # The field's own type and constraints; validators across fields do not run here.
+        with contextlib.suppress(ValidationError):
+            adapter: TypeAdapter[Any] = TypeAdapter(Annotated[info.annotation, info])  # type: ignore[arg-type]
+            valid[key] = adapter.validate_python(value)
+    return None, valid
+
+
 def parse_config(raw: Any, source: str = "configuration") -> Config:
     """Validate a parsed YAML document. Raises ConfigError with every problem found."""
-    errors: list[tuple[str, str]] = []
+    errors: Errors = []
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([("(top level)", "expected a mapping with a 'checks' list")], source)
-    try:
-        top = _TopLevel.model_validate(raw)
-    except ValidationError as exc:
-        for e in exc.errors():
-            errors.append((_path(*e["loc"]) or "(top level)", ConfigError.describe(e)))
-        raise ConfigError(errors, source) from None
-
+    _, top = _validate(_TopLevel, raw, "", errors)
     checks: list[CheckConfig] = []
     seen: dict[str, int] = {}
-    for index, entry in enumerate(top.checks):
-        base = f"checks.{index}"
-        try:
-            spec = CheckSpec.model_validate(entry)
-        except ValidationError as exc:
-            for e in exc.errors():
-                errors.append((_path(base, *e["loc"]), ConfigError.describe(e)))
-            # Still validate the params of a known type, so every error shows in one go.
-            spec = None
-        type_name = entry.get("type") if isinstance(entry, dict) else None
-        known_type = isinstance(type_name, str) and type_name in CHECK_TYPES
-        cls = check_class(type_name) if known_type else None
-        if isinstance(type_name, str) and cls is None:
-            known = ", ".join(sorted(CHECK_TYPES))
-            errors.append((f"{base}.type", f"unknown check type {type_name!r} (known: {known})"))
-        params: Params | None = None
-        raw_params = entry.get("params", {}) if isinstance(entry, dict) else {}
-        if cls is not None and isinstance(raw_params, dict):
-            try:
-                params = cls.Params.model_validate(raw_params)
-            except ValidationError as exc:
-                for e in exc.errors():
-                    errors.append((_path(base, "params", *e["loc"]), ConfigError.describe(e)))
-        if spec is None or cls is None or params is None:
-            continue
-        if spec.name in RESERVED_NAMES:
-            errors.append((f"{base}.name", f"{spec.name!r} is reserved for /health/{spec.name}"))
-            continue
-        if spec.name in seen:
-            errors.append(
-                (
-                    f"{base}.name",
-                    f"duplicate check name {spec.name!r} (also checks.{seen[spec.name]})",
-                )
-            )
-            continue
-        seen[spec.name] = index
-        interval = spec.interval if spec.interval is not None else cls.default_interval
-        timeout = spec.timeout if spec.timeout is not None else cls.default_timeout
-        if spec.timeout is None:
-            timeout = min(timeout, interval * 0.8)
-        if interval <= 0:
-            errors.append((f"{base}.interval", "must be greater than zero"))
-        elif timeout <= 0:
-            errors.append((f"{base}.timeout", "must be greater than zero"))
-        elif timeout >= interval:
-            errors.append(
-                (
-                    f"{base}.timeout",
-                    f"timeout ({timeout:g}s) must be shorter than the interval ({interval:g}s), "
-                    "or runs would overlap",
-                )
-            )
-        checks.append(
-            CheckConfig(
-                name=spec.name,
-                type=spec.type,
-                criticality=spec.criticality or cls.default_criticality,
-                interval=interval,
-                timeout=timeout,
-                fall=spec.fall,
-                rise=spec.rise,
-                labels=spec.labels,
-                params=params,
-            )
-        )
-    drills = _parse_drills(top.drills, checks, errors)
+    for index, entry in enumerate(top.get("checks", [])):
+        check = _parse_check(entry, index, seen, errors)
+        if check is not None:
+            checks.append(check)
+    drills = _parse_drills(top.get("drills", []), checks, errors)
     if errors:
         raise ConfigError(errors, source)
     config = Config(checks=tuple(checks), source=source, drills=tuple(drills))
@@ -202,20 +170,86 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
     return config
 
 
+def _parse_check(
+    entry: dict[str, Any], index: int, seen: dict[str, int], errors: Errors
+) -> CheckConfig | None:
+    """One entry of ``checks:``; None (with every error recorded) when it is invalid. ``seen``
+    maps the names taken so far to their index; a valid name is added even when the entry has
+    other errors, so a duplicate of it is still reported.
+    """
+    base = f"checks.{index}"
+    count = len(errors)
+    spec, fields = _validate(CheckSpec, entry, base, errors)
+    type_name = entry.get("type")
+    cls = (
+        check_class(type_name) if isinstance(type_name, str) and type_name in CHECK_TYPES else None
+    )
+    if isinstance(type_name, str) and cls is None:
+        known = ", ".join(sorted(CHECK_TYPES))
+        errors.append((f"{base}.type", f"unknown check type {type_name!r} (known: {known})"))
+    params: Params | None = None
+    raw_params = entry.get("params", {})
+    if cls is not None and isinstance(raw_params, dict):
+        try:
+            params = cls.Params.model_validate(raw_params)
+        except ValidationError as exc:
+            for e in exc.errors():
+                errors.append((_path(base, "params", *e["loc"]), ConfigError.describe(e)))
+    name = str(fields.get("name", ""))
+    if name in RESERVED_NAMES:
+        errors.append((f"{base}.name", f"{name!r} is reserved for /health/{name}"))
+    elif name in seen:
+        errors.append((f"{base}.name", f"duplicate check name {name!r} (also checks.{seen[name]})"))
+    elif name:
+        seen[name] = index
+    interval = fields.get("interval") or (cls.default_interval if cls else None)
+    timeout = fields.get("timeout")
+    if timeout is None and cls is not None and interval is not None:
+        timeout = min(cls.default_timeout, interval * 0.8)
+    if interval is not None and interval <= 0:
+        errors.append((f"{base}.interval", "must be greater than zero"))
+    elif timeout is not None and timeout <= 0:
+        errors.append((f"{base}.timeout", "must be greater than zero"))
+    elif interval is not None and timeout is not None and timeout >= interval:
+        errors.append(
+            (
+                f"{base}.timeout",
+                f"timeout ({timeout:g}s) must be shorter than the interval ({interval:g}s), "
+                "or runs would overlap",
+            )
+        )
+    if len(errors) > count or spec is None or cls is None or params is None:
+        return None
+    assert interval is not None and timeout is not None  # cls is known: both have defaults
+    return CheckConfig(
+        name=spec.name,
+        type=spec.type,
+        criticality=spec.criticality or cls.default_criticality,
+        interval=interval,
+        timeout=timeout,
+        fall=spec.fall,
+        rise=spec.rise,
+        labels=spec.labels,
+        params=params,
+    )
+
+
 def _parse_drills(
-    entries: list[dict[str, Any]], checks: list[CheckConfig], errors: list[tuple[str, str]]
+    entries: list[dict[str, Any]], checks: list[CheckConfig], errors: Errors
 ) -> list[DrillSpec]:
     drills: list[DrillSpec] = []
+    # Every drill whose target can be told, also invalid ones, keyed by its field path.
+    targets: list[tuple[str, DrillSpec]] = []
     by_name = {c.name: c for c in checks}
     seen: set[str] = set()
     for index, entry in enumerate(entries):
         base = f"drills.{index}"
-        try:
-            drill = DrillSpec.model_validate(entry)
-        except ValidationError as exc:
-            for e in exc.errors():
-                errors.append((_path(base, *e["loc"]), ConfigError.describe(e)))
+        drill, fields = _validate(DrillSpec, entry, base, errors)
+        if drill is None:
+            if "target_dsn" in fields:
+                targets.append((base, DrillSpec.model_construct(**fields)))
             continue
+        targets.append((base, drill))
         if drill.name in seen:
             errors.append((f"{base}.name", f"duplicate drill name {drill.name!r}"))
             continue
@@ -234,7 +268,7 @@ def _parse_drills(
         drills.append(drill)
     # A drill creates and drops databases: it must never target one that drwatch watches.
     production = [dsn for c in checks if (dsn := c.check_class.production_dsn(c.params))]
-    errors.extend(check_targets(drills, production))
+    errors.extend(check_targets(targets, production))
     return drills
 
 

@@ -260,3 +260,47 @@ def test_the_quick_start_needs_every_variable_of_a_check(tmp_path: Path) -> None
         load_settings({}), {"TWILIO_ACCOUNT_SID": sid, "TWILIO_AUTH_TOKEN_FILE": str(token)}
     )
     assert [(c.name, c.type) for c in config.checks] == [("twilio", "twilio")]
+
+
+def test_an_unknown_key_does_not_hide_the_other_errors_of_its_check() -> None:
+    """`colour: red` and a timeout longer than the interval are both reported."""
+    errors = _errors({"checks": [_pg(), _pg(name="b", timeout="9s", interval="2s", colour="red")]})
+    assert errors["checks.1.colour"] == "unknown key"
+    assert "must be shorter than the interval" in errors["checks.1.timeout"]
+
+
+def test_an_unknown_top_level_key_does_not_hide_the_errors_below_it() -> None:
+    """The errors of every check and drill are reported next to the unknown top-level key."""
+    errors = _errors(
+        {
+            "chekcs": [],
+            "checks": [_pg(interval="nope"), _pg(name="b", type="nosuch")],
+            "drills": [
+                {"name": "monthly", "source": "nowhere", "target_dsn": "postgresql://a@b/c"}
+            ],
+        }
+    )
+    assert errors["chekcs"] == "unknown key"
+    assert {"checks.0.interval", "checks.1.type", "drills.0.source"} <= set(errors)
+
+
+def test_a_drill_error_names_the_entry_it_is_about() -> None:
+    """drills.0 has a bad schedule, drills.1 targets production: the path says drills.1."""
+    document = _drill_document(_pg(params={"dsn": "postgresql://u@db.internal:5432/app"}))
+    document["drills"][0]["target_dsn"] = "postgresql://admin@scratch:5432/postgres"
+    document["drills"][0]["schedule"] = "every full moon"
+    document["drills"].append(
+        {"name": "weekly", "source": "dumps", "target_dsn": "postgresql://a@db.internal:5432/app"}
+    )
+    errors = _errors(document)
+    assert "drills.0.schedule" in errors
+    assert "drills.1.target_dsn" in errors
+    assert "drills.0.target_dsn" not in errors
+
+
+def test_an_invalid_drill_targeting_production_is_still_refused() -> None:
+    """A drill with another error is checked against the production databases too."""
+    document = _drill_document(_pg(params={"dsn": "postgresql://u@db.internal:5432/app"}))
+    document["drills"][0]["schedule"] = "every full moon"
+    errors = _errors(document)
+    assert {"drills.0.schedule", "drills.0.target_dsn"} <= set(errors)

@@ -89,11 +89,12 @@ async def cleanup_leftovers(
 
 
 def check_targets(
-    drills: Iterable[DrillSpec], postgres_dsns: Iterable[str | SecretStr]
+    drills: Iterable[tuple[str, DrillSpec]], postgres_dsns: Iterable[str | SecretStr]
 ) -> list[tuple[str, str]]:
     """Config errors (field path, message) for drills whose target is a production database:
     the same host, port and database as a monitored ``postgres`` check, or as the drill's own
-    ``source_dsn``. ``localhost``, ``127.0.0.1`` and ``::1`` count as the same host.
+    ``source_dsn``. ``localhost``, ``127.0.0.1`` and ``::1`` count as the same host. Each drill
+    comes with its field path (``drills.1``), so an error names the entry it is about.
     """
     production: list[tuple[str, int, str]] = []
     for dsn in postgres_dsns:
@@ -101,7 +102,7 @@ def check_targets(
         with contextlib.suppress(ValueError):
             production.append(PostgresDsn.parse(text).identity)
     errors: list[tuple[str, str]] = []
-    for index, drill in enumerate(drills):
+    for base, drill in drills:
         try:
             target = PostgresDsn.parse(drill.target_dsn.get_secret_value()).identity
         except ValueError:
@@ -110,17 +111,17 @@ def check_targets(
         if target in production:
             errors.append(
                 (
-                    f"drills.{index}.target_dsn",
+                    f"{base}.target_dsn",
                     f"points at {where}, the database of a monitored postgres check; a drill "
                     "creates and drops databases, so give it a scratch server",
                 )
             )
-        elif drill.source_dsn is not None:
+        elif (source_dsn := getattr(drill, "source_dsn", None)) is not None:
             with contextlib.suppress(ValueError):
-                if PostgresDsn.parse(drill.source_dsn.get_secret_value()).identity == target:
+                if PostgresDsn.parse(source_dsn.get_secret_value()).identity == target:
                     errors.append(
                         (
-                            f"drills.{index}.target_dsn",
+                            f"{base}.target_dsn",
                             f"points at {where}, the drill's own source database; give it a "
                             "scratch server",
                         )

@@ -83,7 +83,8 @@ def test_it_refuses_a_target_that_is_a_monitored_production_database() -> None:
         ),
     ]
     errors = check_targets(
-        drills, ["postgresql://app:prodpass-77@127.0.0.1:5432/app?sslmode=disable"]
+        [(f"drills.{i}", d) for i, d in enumerate(drills)],
+        ["postgresql://app:prodpass-77@127.0.0.1:5432/app?sslmode=disable"],
     )
     assert [path for path, _ in errors] == ["drills.1.target_dsn"]
     assert "monitored postgres check" in errors[0][1]
@@ -99,7 +100,7 @@ def test_it_refuses_a_target_that_is_the_drills_own_source() -> None:
         target_dsn="postgresql://admin@db.internal/booking",
         source_dsn="postgresql://reader:pw@DB.internal:5432/booking",
     )
-    assert [path for path, _ in check_targets([spec], [])] == ["drills.0.target_dsn"]
+    assert [path for path, _ in check_targets([("drills.0", spec)], [])] == ["drills.0.target_dsn"]
 
 
 def test_a_drill_database_name_is_a_plain_identifier_within_postgres_limits() -> None:
