@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 # Shorter strings are too likely to occur in ordinary text ("a", "1234") to be scrubbed safely.
@@ -76,3 +76,28 @@ def redact_url(url: str) -> str:
         user = parts.username + (f":{MASK}" if parts.password else "")
         netloc = f"{user}@{netloc}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+# Query parameters of a connection URL that carry a credential (libpq, redis-py, drivers).
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "token", "secret", "sslpassword"})
+
+
+def secret_parts(value: str) -> list[str]:
+    """What to scrub of a secret setting: for a URL or DSN, its password (as written and
+    percent-decoded) and credential query parameters; for anything else, the whole value.
+
+    Host, port, user and database of a connection URL are not secret: scrubbing the whole URL
+    would blank them out of every message that names the server ("archive_mode is off on ***").
+    """
+    if "://" not in value:
+        return [value] if value else []
+    try:
+        parts = urlsplit(value)
+        raw_password = parts.password
+    except ValueError:
+        return [value]
+    found = [raw_password, unquote(raw_password)] if raw_password else []
+    for key, secret in parse_qsl(parts.query, keep_blank_values=False):
+        if key.lower() in _SECRET_QUERY_KEYS:
+            found.append(secret)
+    return found

@@ -84,8 +84,7 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         found = [t.get_secret_value() for t in (self.details_token, self.admin_token) if t]
-        password = redact.url_password(self.state_url)
-        return [*found, *([password] if password else [])]
+        return [*found, *redact.secret_parts(self.state_url)]
 
 
 def read_environ(environ: Mapping[str, str]) -> dict[str, Any]:

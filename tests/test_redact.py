@@ -77,3 +77,12 @@ def test_redact_url_masks_the_password_and_drops_the_query(url: str, shown: str)
 def test_url_password_reads_the_decoded_password(url: str, password: str | None) -> None:
     """The password is percent-decoded, so the registered value is the one a driver echoes."""
     assert redact.url_password(url) == password
+
+
+def test_of_a_connection_url_only_the_password_is_secret() -> None:
+    """Host, port, user and database stay readable; the password (also percent-encoded) and
+    credential query parameters are what gets scrubbed."""
+    assert redact.secret_parts("postgresql://app@db.internal:5432/booking") == []
+    assert redact.secret_parts("postgresql://app:p%40ss@db:5432/booking") == ["p%40ss", "p@ss"]
+    assert redact.secret_parts("redis://db:6379/0?password=s3cret&db=1") == ["s3cret"]
+    assert redact.secret_parts("sk-not-a-url") == ["sk-not-a-url"]

@@ -212,20 +212,17 @@ class Check(ABC, Generic[P]):
 
 
 def collect_secrets(model: BaseModel) -> list[str]:
-    """Every SecretStr value in a params model, and the password of every URL-shaped secret."""
+    """What to scrub of every SecretStr in a params model: the value, or for a URL its password
+    (see :func:`app.redact.secret_parts`).
+    """
     from pydantic import SecretStr
 
-    from app.redact import url_password
+    from app.redact import secret_parts
 
     found: list[str] = []
     for value in model.__dict__.values():
         if isinstance(value, SecretStr):
-            secret = value.get_secret_value()
-            if secret:
-                found.append(secret)
-                password = url_password(secret)
-                if password:
-                    found.append(password)
+            found.extend(secret_parts(value.get_secret_value()))
         elif isinstance(value, BaseModel):
             found.extend(collect_secrets(value))
     return found

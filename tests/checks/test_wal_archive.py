@@ -14,6 +14,8 @@ import pytest
 
 from app.checks.base import Result, Status
 from app.checks.wal_archive import WalArchiveCheck
+from app.config import parse_config
+from app.runner import run_check
 from tests.checks.backup_contract import BACKUP_KEYS as BACKUP_CONTRACT
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
 from tests.polling import eventually
@@ -142,6 +144,17 @@ async def test_it_fails_when_archive_mode_is_off(pg: PostgresCluster) -> None:
     assert_failed(result, "archive_mode is off")
     assert result.details["last_backup_at"] is None
     assert result.details["within_rpo"] is False
+
+
+async def test_a_configured_check_still_names_its_server_in_the_output(pg: PostgresCluster) -> None:
+    """Scrubbing secrets keeps host, port and database: only passwords are secret."""
+    config = parse_config(
+        {"checks": [{"name": "pitr", "type": "wal_archive", "params": {"dsn": pg.dsn}}]}
+    )
+    result = await run_check(config.checks[0].build())
+    assert_failed(result, "archive_mode is off")
+    assert f"127.0.0.1:{pg.port}" in result.output
+    assert "***" not in result.output
 
 
 async def test_it_fails_permanently_on_a_wrong_password_without_showing_it(
