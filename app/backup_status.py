@@ -18,7 +18,7 @@ from typing import Any
 
 from app.checks.base import Status
 from app.monitor import CheckState, Snapshot
-from app.units import parse_timestamp
+from app.units import parse_timestamp, rfc3339
 
 
 def source_status(state: CheckState, now: float) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def source_status(state: CheckState, now: float) -> dict[str, Any]:
         "type": state.config.type,
         "status": status.value,
         "last_backup_at": (
-            datetime.fromtimestamp(last_backup, UTC).isoformat() if last_backup else None
+            rfc3339(datetime.fromtimestamp(last_backup, UTC)) if last_backup else None
         ),
         "age_seconds": None if age is None else round(age, 3),
         "rpo_seconds": rpo,
@@ -55,7 +55,7 @@ def source_status(state: CheckState, now: float) -> dict[str, Any]:
         "verified": verified,
         "verified_by": details.get("verified_by"),
         "location": details.get("location"),
-        "last_checked_at": result.time.isoformat() if result else None,
+        "last_checked_at": rfc3339(result.time) if result else None,
         "output": state.output,
     }
 
@@ -111,7 +111,7 @@ def backup_status(
     overall = Status.worst(*statuses) if statuses else Status.PASS
     return {
         "status": overall.value,
-        "generated_at": datetime.fromtimestamp(now, UTC).isoformat(),
+        "generated_at": rfc3339(datetime.fromtimestamp(now, UTC)),
         "service_id": snapshot.service_id,
         "sources": sources,
         "drills": drill_rows,

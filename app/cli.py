@@ -31,7 +31,7 @@ from app.errors import ConfigError
 from app.monitor import Snapshot
 from app.runtime import Runtime
 from app.settings import Settings, load_settings
-from app.units import format_duration
+from app.units import format_duration, json_default
 
 EXIT_CODES = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
 EXIT_CONFIG = 2
@@ -168,7 +168,7 @@ async def _run_drill(config: Config, settings: Settings, name: str, *, json_outp
         await runtime.stop()
     if report is not None:
         # The report alone goes to stdout, so `--json` output can be piped into jq.
-        print(json.dumps(report.as_dict(), indent=2, default=str) if json_output else "")
+        print(json.dumps(report.as_dict(), indent=2, default=json_default) if json_output else "")
         if not json_output:
             print(render_report(report))
     return report
@@ -228,7 +228,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if args.backups_only:
         return _print_backup_status(snapshot, drills, json_output=args.json)
     if args.json:
-        print(json.dumps(_report(snapshot), indent=2, default=str))
+        print(json.dumps(_report(snapshot), indent=2, default=json_default))
     else:
         print(_table(snapshot))
     return EXIT_CODES[snapshot.status]
@@ -262,7 +262,7 @@ def _print_backup_status(
 
     report = backup_status(snapshot, drills)
     if json_output:
-        print(json.dumps(report, indent=2, default=str))
+        print(json.dumps(report, indent=2, default=json_default))
     else:
         rows = [("SOURCE", "STATUS", "NEWEST BACKUP", "AGE", "RPO", "VERIFIED")]
         for source in report["sources"]:

@@ -29,7 +29,7 @@ from typing import Any
 from app.checks.base import Result, Status
 from app.config import CheckConfig
 from app.store.repository import Transition
-from app.units import format_duration
+from app.units import format_duration, rfc3339
 
 log = logging.getLogger("drwatch.monitor")
 
@@ -104,7 +104,7 @@ class CheckState:
             "type": self.config.type,
             "criticality": self.config.criticality,
             "status": effective.value if effective else PENDING,
-            "since": self.since.isoformat() if self.since else None,
+            "since": rfc3339(self.since) if self.since else None,
             "interval_seconds": self.config.interval,
             "timeout_seconds": self.config.timeout,
             "labels": dict(self.config.labels),

@@ -135,3 +135,21 @@ def parse_timestamp(value: object) -> datetime | None:
             return None
         return parse_timestamp(parsed)
     return None
+
+
+def rfc3339(at: datetime) -> str:
+    """A point in time as every response writes it: RFC 3339 in UTC, ``2026-11-28T13:26:29Z``
+    (fractions of a second kept). A naive datetime is taken as UTC (the state store keeps UTC).
+    """
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def json_default(value: object) -> object:
+    """``default=`` for ``json.dumps`` of response bodies: datetimes as :func:`rfc3339`."""
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

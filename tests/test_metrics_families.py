@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +34,20 @@ from tests.polling import eventually
 from tests.servers import PG_BIN, PostgresCluster
 
 ADMIN_TOKEN = "metrics-admin-token-7"
+DETAILS_TOKEN = "metrics-details-token-7"
+JSON_PATHS = (
+    "/health",
+    "/health/db",
+    "/api/checks",
+    "/api/checks/dumps",
+    "/api/checks/db/history",
+    "/api/backup-status",
+    "/api/drills/monthly/runs",
+    "/api/scheduler",
+)
+# RFC 3339 in UTC, as every response writes a point in time.
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+LOOKS_LIKE_A_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 BACKUP_AGE = 3600.0
 RPO = 86400.0
 WAL_RPO = 900.0
@@ -88,6 +103,8 @@ class Scrape:
     overruns: dict[str, int]
     runs: dict[str, dict[str, int]]
     criticality: dict[str, str]
+    # JSON answers of the API taken from the same drwatch, by path.
+    bodies: dict[str, Any]
 
     def value(self, name: str, **labels: str) -> float:
         """The value of the one sample called ``name`` (``..._total`` for a counter) with
@@ -237,7 +254,7 @@ async def scrape(
     }
     tmp_path = tmp_path_factory.mktemp("metrics-state")
     started_at = time.time()
-    settings = settings_for(tmp_path, admin_token=ADMIN_TOKEN)
+    settings = settings_for(tmp_path, admin_token=ADMIN_TOKEN, details_token=DETAILS_TOKEN)
     async with running_app(config, settings) as running:
         await running.wait_ready(120)
         drill_started_at = time.time()
@@ -249,6 +266,13 @@ async def scrape(
         )
         response = await running.client.get("/metrics")
         scraped_at = time.time()
+        bodies = {}
+        for path in JSON_PATHS:
+            answer = await running.client.get(
+                path, headers={"Authorization": f"Bearer {DETAILS_TOKEN}"}
+            )
+            assert answer.status_code == 200, (path, answer.text)
+            bodies[path] = answer.json()
         scheduler = running.runtime.scheduler
         overruns = {name: scheduler.overruns.get(name, 0) for name in INTERVALS}
         runs = {name: dict(monitor.state(name).runs) for name in INTERVALS}
@@ -275,6 +299,7 @@ async def scrape(
         overruns=overruns,
         runs=runs,
         criticality=criticality,
+        bodies=bodies,
     )
 
 
@@ -387,3 +412,26 @@ def test_store_families(scrape: Scrape) -> None:
     assert scrape.value("drwatch_store_dropped_writes_total") == 0.0
     assert scrape.types["drwatch_store_write_failures"] == "counter"
     assert scrape.types["drwatch_store_dropped_writes"] == "counter"
+
+
+def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def test_every_timestamp_in_every_response_is_rfc3339_utc(scrape: Scrape) -> None:
+    """Times in /health, /api/checks, history, backup status and drill runs read 2026-...Z."""
+    seen = 0
+    for url, body in scrape.bodies.items():
+        for path, text in _strings(body):
+            if LOOKS_LIKE_A_TIME.match(text):
+                seen += 1
+                assert RFC3339_UTC.match(text), f"{url} {path}: {text!r}"
+    # The drill's report and the checks' results carry many times: the walk found them.
+    assert seen > 20

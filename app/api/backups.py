@@ -27,6 +27,7 @@ from app.backup_status import backup_status
 from app.checks.base import Status
 from app.errors import StoreUnavailable
 from app.store.repository import HeartbeatEvent
+from app.units import json_default, rfc3339
 
 log = logging.getLogger("drwatch.api")
 router = APIRouter(prefix="/api", tags=["backups"])
@@ -40,7 +41,7 @@ _KINDS = {"ping": "success", "start": "start", "fail": "fail"}
 async def get_backup_status(runtime: RuntimeDep) -> Response:
     report = backup_status(runtime.monitor.snapshot, runtime.drills.summaries())
     code = 503 if report["status"] == Status.FAIL.value else 200
-    body = json.dumps(report, separators=(",", ":"), default=str)
+    body = json.dumps(report, separators=(",", ":"), default=json_default)
     return Response(body, code, {"Cache-Control": "no-store"}, media_type="application/json")
 
 
@@ -133,4 +134,4 @@ async def heartbeat(
     # Evaluate the source now rather than at its next interval, so the status follows the ping.
     if name in runtime.scheduler.checks:
         runtime.spawn(runtime.scheduler.run_now(name), f"heartbeat:{name}")
-    return {"source": name, "kind": event.kind, "at": event.at.isoformat(), "recorded": True}
+    return {"source": name, "kind": event.kind, "at": rfc3339(event.at), "recorded": True}

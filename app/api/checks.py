@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from app.api.deps import RuntimeDep, SnapshotDep, StoreDep
 from app.errors import StoreUnavailable
+from app.units import rfc3339
 
 router = APIRouter(prefix="/api", tags=["checks"])
 
@@ -16,7 +17,7 @@ router = APIRouter(prefix="/api", tags=["checks"])
 async def list_checks(snapshot: SnapshotDep) -> dict[str, Any]:
     return {
         "status": snapshot.status.value,
-        "generated_at": snapshot.generated_at.isoformat(),
+        "generated_at": rfc3339(snapshot.generated_at),
         "checks": [state.as_dict() for state in snapshot.checks.values()],
     }
 
@@ -45,7 +46,7 @@ async def check_history(
             "The state store is unreachable; history is unavailable until it is back."
         ) from exc
     for row in rows:
-        row["at"] = row["at"].isoformat()
+        row["at"] = rfc3339(row["at"])
     return {"check": name, "transitions": rows}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from app.api.deps import AdminDep, StoreDep
 from app.drills.service import DrillService
 from app.errors import DrillBusy, StoreUnavailable
+from app.units import rfc3339
 
 router = APIRouter(prefix="/api/drills", tags=["drills"])
 
@@ -44,7 +46,7 @@ async def drill_runs(
         ) from exc
     runs = [
         {
-            key: value.isoformat() if hasattr(value, "isoformat") else value
+            key: rfc3339(value) if isinstance(value, datetime) else value
             for key, value in row.items()
         }
         for row in rows

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.checks.base import Status
 from app.monitor import PENDING, CheckState, Snapshot
+from app.units import json_default, rfc3339
 
 DESCRIPTION = "drwatch health verdict"
 
@@ -101,15 +102,15 @@ def health_check_entry(state: CheckState) -> dict[str, Any]:
         "status": effective.value if effective else Status.FAIL.value,
         "affectsVerdict": state.config.criticality,
         "output": state.output,
-        "time": result.time.isoformat() if result else None,
+        "time": rfc3339(result.time) if result else None,
     }
     if result is not None and result.observed_value is not None:
         entry["observedValue"] = result.observed_value
         entry["observedUnit"] = result.observed_unit
     if state.since is not None:
-        entry["since"] = state.since.isoformat()
+        entry["since"] = rfc3339(state.since)
     return entry
 
 
 def _dumps(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), default=str).encode()
+    return json.dumps(data, separators=(",", ":"), default=json_default).encode()

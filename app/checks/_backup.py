@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.checks.base import Check, CheckFailed, Criticality, P, Result, Status
-from app.units import format_duration
+from app.units import format_duration, rfc3339
 
 
 @dataclass
@@ -69,7 +69,7 @@ class BackupFacts:
     def details(self) -> dict[str, Any]:
         at = self.last_backup_at
         return {
-            "last_backup_at": None if at is None else iso_utc(at),
+            "last_backup_at": None if at is None else rfc3339(at),
             "age_seconds": self.age_seconds,
             "rpo_seconds": self.rpo_seconds,
             "within_rpo": self.within_rpo,
@@ -79,13 +79,6 @@ class BackupFacts:
             "verified_by": self.verified_by,
             **self.extra,
         }
-
-
-def iso_utc(at: datetime) -> str:
-    """``2026-11-22T03:00:00Z``-style text for an aware (or naive UTC) datetime."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class BackupCheck(Check[P]):

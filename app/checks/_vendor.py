@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 from app.checks import base
 from app.checks._http import FAILING_MEANS, MISSING_MEANS, HttpClient, HttpResponse, shown_url
 from app.checks.base import Check, CheckContext, CheckFailed
+from app.units import rfc3339
 
 P = TypeVar("P", bound=base.Params)
 
@@ -103,7 +104,7 @@ def base_url_of(url: str) -> str:
 
 
 def unix_to_iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
+    return rfc3339(datetime.fromtimestamp(seconds, UTC))
 
 
 __all__ = [

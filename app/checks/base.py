@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from app.errors import CheckFailed as CheckFailed
+from app.units import rfc3339
 
 if TYPE_CHECKING:
     from app.checks._shared import SharedResources
@@ -89,7 +90,7 @@ class Result:
             "observedValue": self.observed_value,
             "observedUnit": self.observed_unit,
             "duration": round(self.duration, 6),
-            "time": self.time.isoformat(),
+            "time": rfc3339(self.time),
             "details": dict(self.details),
             "permanent": self.permanent,
         }

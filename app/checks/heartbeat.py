@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field, SecretStr
 
 from app.checks import base
-from app.checks._backup import BackupCheck, BackupFacts, iso_utc
+from app.checks._backup import BackupCheck, BackupFacts
 from app.checks.base import CheckFailed, Result, Status
-from app.units import Duration, format_duration, format_size
+from app.units import Duration, format_duration, format_size, rfc3339
 
 if TYPE_CHECKING:
     from app.store.repository import HeartbeatEvent
@@ -146,13 +146,13 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
             e is None or _aware(e.at) < _aware(start.at) for e in (success, failure)
         ):
             running_since = _aware(start.at)
-        facts.extra["running_since"] = iso_utc(running_since) if running_since else None
+        facts.extra["running_since"] = rfc3339(running_since) if running_since else None
         failed_last = failure is not None and (
             success is None or _aware(failure.at) > _aware(success.at)
         )
         if failure is not None:
             facts.extra.update(
-                last_failure_at=iso_utc(_aware(failure.at)),
+                last_failure_at=rfc3339(_aware(failure.at)),
                 last_failure_message=failure.message,
             )
 
@@ -170,14 +170,14 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
             return self.report(
                 facts,
                 Status.FAIL,
-                f"Backup job {self.name} reported failure at {iso_utc(_aware(failure.at))}{said}"
+                f"Backup job {self.name} reported failure at {rfc3339(_aware(failure.at))}{said}"
                 f"{last}.",
             )
         if running_since is not None and (now - running_since).total_seconds() > p.max_runtime:
             return self.report(
                 facts,
                 Status.FAIL,
-                f"Backup job {self.name} started at {iso_utc(running_since)} and has not "
+                f"Backup job {self.name} started at {rfc3339(running_since)} and has not "
                 f"finished within max_runtime {format_duration(p.max_runtime)}; it hangs or died "
                 "without reporting.",
             )
@@ -200,7 +200,7 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
         if warnings:
             return self.report(facts, Status.WARN, " ".join(warnings))
         running = (
-            f" A new run is in progress since {iso_utc(running_since)}." if running_since else ""
+            f" A new run is in progress since {rfc3339(running_since)}." if running_since else ""
         )
         size = f", {format_size(success.size_bytes)}" if success.size_bytes is not None else ""
         return self.report(

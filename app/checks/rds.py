@@ -28,9 +28,9 @@ from pydantic import Field
 
 from app.checks import base
 from app.checks._aws import aws_config, aws_failure
-from app.checks._backup import BackupCheck, BackupFacts, iso_utc
+from app.checks._backup import BackupCheck, BackupFacts
 from app.checks.base import CheckFailed, Result, Status
-from app.units import Duration, format_duration
+from app.units import Duration, format_duration, rfc3339
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
@@ -185,14 +185,14 @@ class RdsCheck(BackupCheck["RdsCheck.Params"]):
         lag = max(0.0, (facts.now - restorable).total_seconds())
         within = lag <= p.pitr_rpo
         facts.extra.update(
-            latest_restorable_time=iso_utc(restorable),
+            latest_restorable_time=rfc3339(restorable),
             pitr_lag_seconds=lag,
             within_pitr_rpo=within,
         )
         if not within:
             problems.append(
                 f"Point-in-time recovery is {format_duration(lag)} behind (latest restorable "
-                f"time {iso_utc(restorable)}), more than the {format_duration(p.pitr_rpo)} PITR "
+                f"time {rfc3339(restorable)}), more than the {format_duration(p.pitr_rpo)} PITR "
                 "RPO; transaction logs are not reaching the backup storage."
             )
         else:
@@ -222,7 +222,7 @@ class RdsCheck(BackupCheck["RdsCheck.Params"]):
         age = max(0.0, (facts.now - taken_at).total_seconds())
         within = age <= dr_rpo
         facts.extra.update(
-            dr_last_backup_at=iso_utc(taken_at),
+            dr_last_backup_at=rfc3339(taken_at),
             dr_age_seconds=age,
             dr_within_rpo=within,
             dr_location=newest.get("DBSnapshotArn", newest["DBSnapshotIdentifier"]),

@@ -25,10 +25,10 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 
 from app.checks import base
-from app.checks._backup import BackupCheck, BackupFacts, iso_utc
+from app.checks._backup import BackupCheck, BackupFacts
 from app.checks._vendor import ApiCheck, base_url_of, shown_url
 from app.checks.base import CheckFailed, Result, Status
-from app.units import Duration, parse_timestamp
+from app.units import Duration, parse_timestamp, rfc3339
 
 _PITR_VERIFIED_BY = "point-in-time recovery status AVAILABLE"
 _EXPORT_VERIFIED_BY = "export listed with a download URL"
@@ -114,11 +114,11 @@ class RenderCheck(ApiCheck["RenderCheck.Params"], BackupCheck["RenderCheck.Param
         starts_at = _parse_time(recovery.get("startsAt"))
         facts.extra.update(
             pitr_status=status,
-            pitr_window_start=iso_utc(starts_at) if starts_at else None,
+            pitr_window_start=rfc3339(starts_at) if starts_at else None,
             pitr_window_seconds=(facts.now - starts_at).total_seconds() if starts_at else None,
         )
         if status == "AVAILABLE":
-            window = f" back to {iso_utc(starts_at)}" if starts_at else ""
+            window = f" back to {rfc3339(starts_at)}" if starts_at else ""
             notes.append(f"point-in-time recovery is available{window}")
             return True
         if not p.pitr:

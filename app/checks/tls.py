@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from app.checks import base
 from app.checks._tls import certificate_expiry, describe_verification_error, tls_context
 from app.checks.base import Check, CheckFailed, Result
+from app.units import rfc3339
 
 _DAY = 86400.0
 
@@ -77,7 +78,7 @@ class TlsCheck(Check["TlsCheck.Params"]):
         expiry = certificate_expiry(der)
         details: dict[str, Any] = {
             "tls_cert_expiry_timestamp_seconds": expiry,
-            "not_after": datetime.fromtimestamp(expiry, UTC).isoformat(),
+            "not_after": rfc3339(datetime.fromtimestamp(expiry, UTC)),
             "server_name": self._name,
         }
         days_left = (expiry - time.time()) / _DAY
@@ -153,7 +154,7 @@ class TlsCheck(Check["TlsCheck.Params"]):
             return CheckFailed(message, context=context)
         expiry = certificate_expiry(der)
         context["tls_cert_expiry_timestamp_seconds"] = expiry
-        context["not_after"] = datetime.fromtimestamp(expiry, UTC).isoformat()
+        context["not_after"] = rfc3339(datetime.fromtimestamp(expiry, UTC))
         if getattr(error, "verify_code", None) == 10:
             ago = (time.time() - expiry) / _DAY
             message = (

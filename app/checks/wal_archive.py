@@ -30,11 +30,11 @@ import asyncpg
 from pydantic import Field, SecretStr, field_validator
 
 from app.checks import base
-from app.checks._backup import BackupCheck, BackupFacts, iso_utc
+from app.checks._backup import BackupCheck, BackupFacts
 from app.checks._net import is_postgres_url
 from app.checks.base import CheckFailed, Result, Status
 from app.redact import redact_url
-from app.units import Duration, format_duration, format_size
+from app.units import Duration, format_duration, format_size, rfc3339
 
 _STATUS_SQL = """
 SELECT current_setting('archive_mode') AS archive_mode,
@@ -146,10 +146,10 @@ class WalArchiveCheck(BackupCheck["WalArchiveCheck.Params"]):
             archive_mode=mode,
             archived_count=row["archived_count"],
             last_archived_wal=row["last_archived_wal"],
-            last_archived_time=iso_utc(last_at) if last_at else None,
+            last_archived_time=rfc3339(last_at) if last_at else None,
             failed_count=row["failed_count"],
             last_failed_wal=row["last_failed_wal"],
-            last_failed_time=iso_utc(failed_at) if failed_at else None,
+            last_failed_time=rfc3339(failed_at) if failed_at else None,
         )
         facts.now = _aware(row["server_now"])
         if mode == "off":
@@ -185,12 +185,12 @@ class WalArchiveCheck(BackupCheck["WalArchiveCheck.Params"]):
         facts.location = f"{where} (archiver)"
 
         if failed_at is not None and (last_at is None or failed_at > last_at):
-            since = f" since {iso_utc(last_at)}" if last_at else " ever"
+            since = f" since {rfc3339(last_at)}" if last_at else " ever"
             return self.report(
                 facts,
                 Status.FAIL,
                 f"Archiving WAL segment {row['last_failed_wal']} failed at "
-                f"{iso_utc(failed_at)} and nothing was archived{since}; archive_command is "
+                f"{rfc3339(failed_at)} and nothing was archived{since}; archive_command is "
                 "failing, so point-in-time recovery stops there and pg_wal keeps growing.",
             )
         if last_at is None:

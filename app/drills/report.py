@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from app import redact
-from app.units import format_duration, format_size
+from app.units import format_duration, format_size, rfc3339
 
 log = logging.getLogger("drwatch.drills")
 
@@ -67,7 +67,7 @@ def render_report(report: DrillReport) -> str:
         f"drill {report.drill}: {report.status.upper()} (run {report.run_id})",
         f"  {report.message}",
         f"  backup: {report.backup_location or '-'}"
-        + (f" taken {report.backup_time.isoformat()}" if report.backup_time else "")
+        + (f" taken {rfc3339(report.backup_time)}" if report.backup_time else "")
         + (f", {format_size(report.backup_size_bytes)}" if report.backup_size_bytes else "")
         + (f", {report.backup_format}" if report.backup_format else ""),
     ]
@@ -89,7 +89,9 @@ def render_report(report: DrillReport) -> str:
 
 def json_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # A value read from a `timestamp without time zone` column has no zone: it is shown as
+        # it was stored rather than claimed to be UTC.
+        return rfc3339(value) if value.tzinfo is not None else value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -37,12 +37,12 @@ def failed_report() -> DrillReport:
 
 
 def test_a_report_serializes_database_values_to_plain_json() -> None:
-    """Decimals become ints or floats, dates ISO text; the dict survives json.dumps."""
+    """Decimals become ints or floats, times RFC 3339 in UTC; the dict survives json.dumps."""
     data = json.loads(json.dumps(failed_report().as_dict()))
     assert data["status"] == "fail"
-    assert data["started_at"] == "2026-11-21T03:00:00+00:00"
+    assert data["started_at"] == "2026-11-21T03:00:00Z"
     assert [r["observed"] for r in data["integrity"]] == [50, 0.25, "2026-11-20"]
-    assert data["backup_time"] == "2026-11-21T02:00:00+00:00"
+    assert data["backup_time"] == "2026-11-21T02:00:00Z"
 
 
 def test_a_report_reads_as_a_few_lines_for_a_person() -> None:
@@ -51,7 +51,7 @@ def test_a_report_reads_as_a_few_lines_for_a_person() -> None:
     lines = text.splitlines()
     assert lines[0] == "drill monthly: FAIL (run r1)"
     assert lines[2] == (
-        "  backup: /backups/backup_20261121.dump taken 2026-11-21T02:00:00+00:00, 2.5 MB, custom"
+        "  backup: /backups/backup_20261121.dump taken 2026-11-21T02:00:00Z, 2.5 MB, custom"
     )
     assert "  restore 4m, total 5m, RTO 1h" in lines
     assert "  data-loss window: 2m" in lines
