@@ -6,7 +6,12 @@ so ``/api/backup-status`` does no I/O. Ages are computed at the time of the requ
 
 Verdict: ``fail`` (HTTP 503) when any source is outside its RPO, its newest backup failed
 verification, or it has not reported yet; ``warn`` when a source's check warns (a suspiciously
-small backup, say) or a drill's last run failed or took longer than its RTO; else ``pass``.
+small backup, say), a drill's last run failed or took longer than its RTO, or no backup source is
+configured at all; else ``pass``.
+
+The overall verdict is the only ``status`` key of the body, and its first: uptime monitors match
+the keyword ``"status":"pass"``, which a passing source next to a failing one must not satisfy.
+Sources carry their own ``verdict``, drill runs their ``result``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Any
 from app.checks.base import Status
 from app.monitor import CheckState, Snapshot
 from app.units import parse_timestamp, rfc3339
+
+NO_SOURCE = "No backup source is configured: nothing proves this service can be restored."
 
 
 def source_status(state: CheckState, now: float) -> dict[str, Any]:
@@ -44,7 +51,7 @@ def source_status(state: CheckState, now: float) -> dict[str, Any]:
     return {
         "name": state.name,
         "type": state.config.type,
-        "status": status.value,
+        "verdict": status.value,
         "last_backup_at": (
             rfc3339(datetime.fromtimestamp(last_backup, UTC)) if last_backup else None
         ),
@@ -69,7 +76,6 @@ def drill_status(summary: Mapping[str, Any]) -> dict[str, Any]:
             key: last.get(key)
             for key in (
                 "run_id",
-                "status",
                 "started_at",
                 "finished_at",
                 "total_seconds",
@@ -81,6 +87,7 @@ def drill_status(summary: Mapping[str, Any]) -> dict[str, Any]:
                 "integrity",
             )
         }
+        run["result"] = last.get("status")
         run["backup"] = {
             "location": last.get("backup_location"),
             "time": last.get("backup_time"),
@@ -103,16 +110,19 @@ def backup_status(
     now = time.time() if now is None else now
     sources = [source_status(state, now) for state in snapshot.backup_sources()]
     drill_rows = [drill_status(d) for d in drills]
-    statuses = [Status(s["status"]) for s in sources]
+    statuses = [Status(s["verdict"]) for s in sources]
     for drill in drill_rows:
         run = drill["last_run"]
-        if run and (run.get("status") != "pass" or run.get("within_rto") is False):
+        if run and (run.get("result") != "pass" or run.get("within_rto") is False):
             statuses.append(Status.WARN)
-    overall = Status.worst(*statuses) if statuses else Status.PASS
-    return {
-        "status": overall.value,
-        "generated_at": rfc3339(datetime.fromtimestamp(now, UTC)),
-        "service_id": snapshot.service_id,
-        "sources": sources,
-        "drills": drill_rows,
-    }
+    report: dict[str, Any] = {"status": Status.worst(*statuses).value}
+    if not sources:
+        report["status"] = Status.WARN.value
+        report["output"] = NO_SOURCE
+    report.update(
+        generated_at=rfc3339(datetime.fromtimestamp(now, UTC)),
+        service_id=snapshot.service_id,
+        sources=sources,
+        drills=drill_rows,
+    )
+    return report

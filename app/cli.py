@@ -270,7 +270,7 @@ def _print_backup_status(
             rows.append(
                 (
                     source["name"],
-                    source["status"],
+                    source["verdict"],
                     source["last_backup_at"] or "-",
                     format_duration(age) if age is not None else "-",
                     format_duration(rpo) if rpo is not None else "-",
@@ -281,13 +281,15 @@ def _print_backup_status(
         for row in rows:
             print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
         for source in report["sources"]:
-            if source["status"] != "pass":
+            if source["verdict"] != "pass":
                 print(f"\n{source['name']}: {source['output']}")
         for drill in report["drills"]:
             run = drill["last_run"]
             when = run["finished_at"] if run else "never"
-            result = run["status"] if run else "-"
+            result = run["result"] if run else "-"
             print(f"\ndrill {drill['name']}: last run {when} ({result})")
+        if "output" in report:
+            print(f"\n{report['output']}")
         print(f"\nverdict: {report['status']}")
     return EXIT_CODES[Status(report["status"])]
 

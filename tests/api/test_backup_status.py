@@ -104,7 +104,7 @@ async def test_a_backup_that_fails_verification_is_503(tmp_path: Path) -> None:
         response = await running.client.get("/api/backup-status")
     assert response.status_code == 503
     source = response.json()["sources"][0]
-    assert source["status"] == "fail"
+    assert source["verdict"] == "fail"
     assert bad.name in source["output"]
 
 
@@ -136,3 +136,39 @@ def test_the_cli_prints_backup_status_and_exits_with_its_verdict(
         [sys.executable, "-m", "app.cli", "backup-status"], env=env, capture_output=True, text=True
     )
     assert "nightly" in table.stdout and "verdict: fail" in table.stdout
+
+
+async def test_a_keyword_monitor_cannot_match_pass_while_one_source_fails(
+    plain_dump: bytes, tmp_path: Path
+) -> None:
+    """One source passes, one is past its RPO: 503, and the only "status" key says fail."""
+    fresh, stale = tmp_path / "fresh", tmp_path / "stale"
+    fresh.mkdir()
+    stale.mkdir()
+    _write(fresh, plain_dump, 600)
+    _write(stale, plain_dump, 2 * 86400)
+    config = _config(fresh)
+    config["checks"].append({**_config(stale)["checks"][0], "name": "weekly"})
+    async with running_app(config, settings_for(tmp_path)) as running:
+        await running.wait_ready(60)
+        response = await running.client.get("/api/backup-status")
+    assert response.status_code == 503
+    assert response.text.startswith('{"status":"fail"')
+    assert response.text.count('"status"') == 1
+    assert '"status":"pass"' not in response.text
+    verdicts = {s["name"]: s["verdict"] for s in response.json()["sources"]}
+    assert verdicts == {"nightly": "pass", "weekly": "fail"}
+
+
+async def test_no_backup_source_is_a_warning_that_says_so(tmp_path: Path) -> None:
+    """Nothing proves the service can be restored: warn (200), with a sentence, not pass."""
+    config = {"checks": [{"name": "web", "type": "http", "params": {"url": "http://127.0.0.1:9"}}]}
+    async with running_app(config, settings_for(tmp_path), run_scheduler=False) as running:
+        response = await running.client.get("/api/backup-status")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "warn"
+    assert body["output"] == (
+        "No backup source is configured: nothing proves this service can be restored."
+    )
+    assert body["sources"] == []
