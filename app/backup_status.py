@@ -85,6 +85,7 @@ def drill_status(summary: Mapping[str, Any]) -> dict[str, Any]:
                 "data_loss_seconds",
                 "message",
                 "integrity",
+                "skipped_backups",
             )
         }
         run["result"] = last.get("status")

@@ -215,6 +215,12 @@ class BackupFilesCheck(BackupCheck["BackupFilesCheck.Params"]):
             if p.verify:
                 facts.verified = not newer_bad
                 facts.verified_by = walk.verified_by
+                # ``verified`` answers "is the newest backup good?"; this answers "is the one at
+                # ``location`` good?", so a drill can restore it while a newer one is broken.
+                facts.extra["location_verified"] = True
+                facts.extra["newer_bad_files"] = [
+                    {"path": str(d.path), "problem": why} for d, why in newer_bad
+                ]
         elif walk.bad:
             facts.verified = False
         writing = ""

@@ -51,6 +51,8 @@ class DrillReport:
     status: DrillStatus = "fail"
     message: str = ""
     database_dropped: bool = False
+    # Newer backups the drill passed over because they failed verification ("name: why").
+    skipped_backups: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -71,6 +73,7 @@ def render_report(report: DrillReport) -> str:
         + (f", {format_size(report.backup_size_bytes)}" if report.backup_size_bytes else "")
         + (f", {report.backup_format}" if report.backup_format else ""),
     ]
+    lines += [f"  skipped newer backup {skipped}" for skipped in report.skipped_backups]
     if report.total_seconds is not None:
         restore = (
             format_duration(report.restore_seconds) if report.restore_seconds is not None else "-"

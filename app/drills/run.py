@@ -82,6 +82,8 @@ class BackupRef:
     format: Layout | None = None
     compression: Compression | None = None
     rpo_seconds: float | None = None
+    # Newer backups passed over for this one, each "name: why" (failed verification).
+    skipped: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.backup_time.tzinfo is None:
@@ -350,6 +352,7 @@ async def run_drill(
         backup_time=backup.backup_time,
         backup_size_bytes=backup.size_bytes,
         rto_seconds=spec.rto,
+        skipped_backups=list(backup.skipped),
     )
     run = _Run(spec, backup, report, progress, s3_client_factory, pg_bin)
     failure: str | None = None

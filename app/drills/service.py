@@ -9,6 +9,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,32 @@ def backup_from_results(
                 f"The backup source {spec.source!r} has not reported a backup yet; the drill "
                 "runs once it has."
             )
+        skipped: tuple[str, ...] = ()
         if details.get("verified") is False:
-            raise ValueError(
-                f"The newest backup of {spec.source!r} failed verification; fix the backup "
-                "before drilling a restore of it."
-            )
+            # The newest backup is broken; restore the newest one that passed verification,
+            # which is what the source reports at ``location`` (and say what was passed over).
+            if details.get("location_verified") is not True:
+                raise ValueError(
+                    f"The newest backup of {spec.source!r} failed verification and no older "
+                    "one passed it; fix the backup before drilling a restore of it."
+                )
+            skipped = tuple(_skipped(details))
         try:
-            return BackupRef.from_details(details)
+            return replace(BackupRef.from_details(details), skipped=skipped)
         except ValueError as exc:
             raise ValueError(f"The backup source {spec.source!r}: {exc}.") from None
 
     return resolve
+
+
+def _skipped(details: Mapping[str, Any]) -> list[str]:
+    """The source's broken backups newer than the one at ``location``, as "name: why"."""
+    found = []
+    for bad in details.get("newer_bad_files") or ():
+        if isinstance(bad, Mapping):
+            name = str(bad.get("path", "")).rsplit("/", 1)[-1]
+            found.append(f"{name}: {bad.get('problem')}")
+    return found
 
 
 class DrillService:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -170,3 +171,40 @@ def test_a_drill_restores_only_a_backup_its_source_reported_and_did_not_reject()
         resolve(DrillSpec.model_validate({**base, "source": "broken-dumps"}))
     with pytest.raises(ValueError, match="has not reported a backup"):
         resolve(DrillSpec.model_validate({**base, "source": "never-ran"}))
+
+
+async def test_a_broken_newest_dump_is_skipped_for_the_newest_verified_one(
+    pg: PostgresCluster, scratch: PostgresCluster, dump_dir: Path, tmp_path: Path
+) -> None:
+    """The newest dump is cut short: the drill restores the older verified one and says which
+    backup it skipped and why, while /api/backup-status still reports the broken newest."""
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    (good,) = dump_dir.iterdir()
+    shutil.copy2(good, dumps / good.name)
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime(time.time() - 600))
+    broken = dumps / f"backup_{stamp}.dump"
+    broken.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    # Finished ten minutes ago, not still being written.
+    os.utime(broken, (time.time() - 600, time.time() - 600))
+    settings = settings_for(tmp_path, admin_token="admin-token-42")
+    async with running_app(_config(pg, scratch, dumps), settings) as running:
+        await running.wait_ready(60)
+        started = await running.client.post(
+            "/api/drills/monthly/run", headers={"Authorization": "Bearer admin-token-42"}
+        )
+        assert started.status_code == 202, started.text
+        drills = running.runtime.drills
+        await running.wait_until(lambda: "monthly" not in drills.running, 120)
+        report = drills.last_reports["monthly"]
+        status = await running.client.get("/api/backup-status")
+    assert report.passed, report.message
+    assert report.backup_location == str(dumps / good.name)
+    assert len(report.skipped_backups) == 1
+    assert report.skipped_backups[0].startswith(f"{broken.name}: ")
+    assert status.status_code == 503
+    (source,) = status.json()["sources"]
+    assert source["verified"] is False
+    (drill,) = status.json()["drills"]
+    assert drill["last_run"]["result"] == "pass"
+    assert drill["last_run"]["skipped_backups"] == report.skipped_backups
