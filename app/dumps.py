@@ -505,8 +505,8 @@ async def run_programs(
             if last:
                 stdout = asyncio.subprocess.PIPE if read_stdout else asyncio.subprocess.DEVNULL
             first_stdin = asyncio.subprocess.DEVNULL if previous_read is None else previous_read
-            try:
-                proc = await asyncio.create_subprocess_exec(
+            creating = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
                     *args,
                     stdin=first_stdin,
                     stdout=stdout,
@@ -515,6 +515,16 @@ async def run_programs(
                     start_new_session=True,
                     preexec_fn=_child_setup,
                 )
+            )
+            try:
+                proc = await asyncio.shield(creating)
+            except asyncio.CancelledError:
+                # Cancelled after the fork, while asyncio connected the pipes: the program runs
+                # (and may have children already). Cancelling the creation would kill only its
+                # own pid; finish it instead, so the whole group is killed below.
+                with contextlib.suppress(Exception):
+                    procs.append(await creating)
+                raise
             finally:
                 for fd in (previous_read, write_end):
                     if fd is not None:
