@@ -208,3 +208,28 @@ async def test_a_broken_newest_dump_is_skipped_for_the_newest_verified_one(
     (drill,) = status.json()["drills"]
     assert drill["last_run"]["result"] == "pass"
     assert drill["last_run"]["skipped_backups"] == report.skipped_backups
+
+
+def test_drill_run_json_prints_only_the_report_on_stdout(
+    pg: PostgresCluster, scratch: PostgresCluster, dump_dir: Path, tmp_path: Path
+) -> None:
+    """`--json`: stdout parses as the report; progress lines went to stderr."""
+    config = tmp_path / "drwatch.yaml"
+    config.write_text(json.dumps(_config(pg, scratch, dump_dir)))
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "drill", "run", "monthly", "--json"],
+        env={
+            "PATH": os.environ["PATH"],
+            "DRWATCH_CONFIG": str(config),
+            "DRWATCH_STATE_URL": f"sqlite+aiosqlite:///{tmp_path}/state.db",
+        },
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "pass"
+    assert report["drill"] == "monthly"
+    assert "finding the newest backup of dumps" in result.stderr
+    assert "restoring" in result.stderr
