@@ -1,12 +1,10 @@
 """Write the generated parts of the check documentation from the check types themselves.
 
-Two kinds of region are rewritten, each between marker comments:
-
-* in ``docs/checks.md``, ``<!-- params:<type> -->`` ... ``<!-- /params:<type> -->``: one table per
-  check type (parameter, type, default, required, description), read from the type's pydantic
-  ``Params`` model, so the documented parameters cannot drift from the ones the code validates;
-* in ``README.md``, ``<!-- check-types -->`` ... ``<!-- /check-types -->``: the check-type table,
-  copied from the one in ``docs/checks.md`` (the only place a person writes a type's row).
+In ``docs/checks.md``, each ``<!-- params:<type> -->`` ... ``<!-- /params:<type> -->`` region is
+rewritten with one table per check type (parameter, type, default, required, description), read
+from the type's pydantic ``Params`` model, so the documented parameters cannot drift from the ones
+the code validates. The check-type table of that page is the one place a person writes a type's
+row (README.md describes the areas and links to it, so a new type touches no other file).
 
 The default criticality and interval in that table are compared with the classes' own
 ``default_criticality`` and ``default_interval``; a type without a row or without a params region
@@ -31,18 +29,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS_DOC = ROOT / "docs" / "checks.md"
-README = ROOT / "README.md"
 
 PARAMS_REGION = re.compile(
     r"(<!-- params:(?P<type>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /params:(?P=type) -->)", re.DOTALL
 )
-TYPES_REGION = re.compile(
-    r"(<!-- check-types -->\n)(?P<body>.*?)(<!-- /check-types -->)", re.DOTALL
-)
 # The hand-written table of docs/checks.md: the lines that follow this heading and start with '|'.
 TYPE_TABLE_HEADING = "## Check types at a glance"
-# Columns of the docs/checks.md table that README.md repeats.
-README_COLUMNS = ("type", "what it checks", "default criticality", "default interval")
 
 
 def _check_classes() -> dict[str, type]:
@@ -270,21 +262,6 @@ def _row_type(cell: str) -> str:
     return match.group(1) if match else cell
 
 
-def readme_table(checks_doc: str) -> str:
-    """The README's copy of the check-type table, its links pointing into docs/checks.md."""
-    header, rows = type_table(checks_doc)
-    keep = [header.index(column) for column in README_COLUMNS]
-    lines = [
-        "| " + " | ".join(header[i] for i in keep) + " |",
-        "|" + "---|" * len(keep),
-    ]
-    for row in rows:
-        cells = [row[i] for i in keep]
-        cells = [re.sub(r"\]\(#", "](docs/checks.md#", c) for c in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def table_problems(checks_doc: str, classes: dict[str, type]) -> list[str]:
     """Disagreements between the hand-written table of docs/checks.md and the classes."""
     header, rows = type_table(checks_doc)
@@ -337,13 +314,7 @@ def render(classes: dict[str, type]) -> tuple[dict[Path, str], list[str]]:
     new_checks_doc = PARAMS_REGION.sub(
         lambda m: m.group(1) + params_body(m) + f"<!-- /params:{m.group('type')} -->", checks_doc
     )
-    readme = README.read_text()
-    new_readme = TYPES_REGION.sub(
-        lambda m: m.group(1) + readme_table(new_checks_doc) + "<!-- /check-types -->", readme
-    )
-    if TYPES_REGION.search(readme) is None:
-        problems.append("README.md: no <!-- check-types --> region")
-    return {CHECKS_DOC: new_checks_doc, README: new_readme}, problems
+    return {CHECKS_DOC: new_checks_doc}, problems
 
 
 def main(argv: list[str] | None = None) -> int:
