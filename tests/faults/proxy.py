@@ -133,9 +133,7 @@ class FaultProxy:
                 await self._drain_silently(reader)
                 return
             try:
-                upstream_reader, connection.upstream = await asyncio.open_connection(
-                    *self.upstream
-                )
+                upstream_reader, connection.upstream = await asyncio.open_connection(*self.upstream)
             except OSError:
                 connection.abort()
                 return

@@ -66,9 +66,7 @@ def upgrade_store(state_url: str) -> None:
 class Drwatch:
     """One drwatch service; :meth:`start` and :meth:`kill` / :meth:`stop` may alternate."""
 
-    def __init__(
-        self, root: Path, config: dict[str, Any], state_url: str, **settings: str
-    ) -> None:
+    def __init__(self, root: Path, config: dict[str, Any], state_url: str, **settings: str) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -107,7 +105,9 @@ class Drwatch:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"drwatch did not come up in {timeout:.0f}s; {self.describe()}")
+                raise AssertionError(
+                    f"drwatch did not come up in {timeout:.0f}s; {self.describe()}"
+                )
             time.sleep(0.1)
 
     @property

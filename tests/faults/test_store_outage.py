@@ -35,7 +35,13 @@ def _config(redis_url: str, dsn: str) -> dict[str, Any]:
                 **fast,
                 "params": {"url": redis_url},
             },
-            {"name": "db", "type": "postgres", "criticality": "critical", **fast, "params": {"dsn": dsn}},
+            {
+                "name": "db",
+                "type": "postgres",
+                "criticality": "critical",
+                **fast,
+                "params": {"dsn": dsn},
+            },
             {
                 "name": "nightly-job",
                 "type": "heartbeat",
@@ -48,14 +54,14 @@ def _config(redis_url: str, dsn: str) -> dict[str, Any]:
     }
 
 
-def _stored_pings(state_url: str) -> list[str | None]:
-    async def read() -> list[str | None]:
+def _stored_pings(state_url: str) -> list[str]:
+    async def read() -> list[str]:
         store = Store.from_url(state_url)
         try:
             events = await store.heartbeat_events("nightly-job", limit=1000)
         finally:
             await store.dispose()
-        return [e.message for e in events if e.kind == "success"]
+        return [e.message or "" for e in events if e.kind == "success"]
 
     return asyncio.run(read())
 
@@ -110,9 +116,7 @@ def test_a_store_outage_keeps_health_answering_refuses_pings_and_queues_transiti
     assert service.get("/health").json()["status"] == "fail"
     assert service.get("/health/cache").status_code == 503
     assert service.get("/health/db").status_code == 200
-    service.wait_for(
-        lambda: service.metric("drwatch_store_up") == 0.0, "drwatch_store_up turns 0"
-    )
+    service.wait_for(lambda: service.metric("drwatch_store_up") == 0.0, "drwatch_store_up turns 0")
     assert service.metric("drwatch_store_pending_writes") >= 1
     # History cannot be read: a 503 that says why, not a 500.
     history = service.get("/api/checks/cache/history")
