@@ -3,17 +3,21 @@
 While the store is down, ``/health`` answers from memory with the verdict of the checks, pings
 of backup jobs are refused with 503 and ``Retry-After`` (so the job retries and no acknowledged
 ping can be lost), and a check's state change is queued; once the store is back the queued
-transition is in the history and pings are accepted again.
+transition is in the history and pings are accepted again. A store that hangs instead of
+refusing holds a ping no longer than the endpoint's store timeout, and never holds ``/health``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 
+from app.api.backups import STORE_TIMEOUT
 from app.store.repository import Store
 from tests.faults.proxy import FaultProxy
 from tests.faults.service import Drwatch, state_url_of, upgrade_store
@@ -67,12 +71,8 @@ def _stored_pings(state_url: str) -> list[str]:
 
 
 def _start_with_passing_checks(
-    drwatch: Callable[..., Drwatch],
-    state_pg: PostgresCluster,
-    pg: PostgresCluster,
-    cache: FaultProxy,
+    drwatch: Callable[..., Drwatch], state_url: str, pg: PostgresCluster, cache: FaultProxy
 ) -> Drwatch:
-    state_url = state_url_of(state_pg)
     upgrade_store(state_url)
     # Retries against the store every 0.5-2 s, so the queued write lands soon after it is back.
     service = drwatch(
@@ -97,8 +97,8 @@ def test_a_store_outage_keeps_health_answering_refuses_pings_and_queues_transiti
 ) -> None:
     """Down: /health from memory, ping 503 + Retry-After, transition queued; back: all stored."""
     cache = proxies(redis_server.port)
-    service = _start_with_passing_checks(drwatch, state_pg, pg, cache)
     state_url = state_url_of(state_pg)
+    service = _start_with_passing_checks(drwatch, state_url, pg, cache)
 
     state_pg.stop()
     refused = service.post(PING, headers=AUTH, json={"message": "during the outage"})
@@ -146,6 +146,47 @@ def test_a_store_outage_keeps_health_answering_refuses_pings_and_queues_transiti
 
 
 @pytest.mark.slow
+def test_a_hung_store_refuses_pings_after_its_timeout_while_health_answers(
+    drwatch: Callable[..., Drwatch],
+    proxies: Callable[[int], FaultProxy],
+    state_pg: PostgresCluster,
+    pg: PostgresCluster,
+    redis_server: RedisServer,
+) -> None:
+    """A black-holed store: the ping waits out the store timeout, then 503; /health never waits."""
+    store = proxies(state_pg.port)
+    cache = proxies(redis_server.port)
+    state_url = f"postgresql+asyncpg://postgres@{store.address}/state"
+    service = _start_with_passing_checks(drwatch, state_url, pg, cache)
+
+    store.black_hole()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            httpx.post,
+            f"{service.url}{PING}",
+            headers=AUTH,
+            json={"message": "while the store hangs"},
+            timeout=STORE_TIMEOUT + 10,
+        )
+        answered_meanwhile = 0
+        while not pending.done():
+            health = service.get("/health")
+            assert (health.status_code, health.json()["status"]) == (200, "pass")
+            answered_meanwhile += 1
+        refused = pending.result()
+    assert answered_meanwhile > 0
+    assert refused.status_code == 503, refused.text
+    assert int(refused.headers["Retry-After"]) > 0
+
+    store.pass_through()
+    accepted = service.post(
+        PING, headers=AUTH, json={"message": "after the hang"}, timeout=STORE_TIMEOUT + 10
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert sorted(_stored_pings(state_url)) == ["after the hang", "before the outage"]
+
+
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason=(
@@ -163,7 +204,7 @@ def test_a_refused_ping_turns_store_up_to_zero(
 ) -> None:
     """drwatch_store_up says 0 once drwatch has failed to write a ping to a stopped store."""
     cache = proxies(redis_server.port)
-    service = _start_with_passing_checks(drwatch, state_pg, pg, cache)
+    service = _start_with_passing_checks(drwatch, state_url_of(state_pg), pg, cache)
     state_pg.stop()
     assert service.post(PING, headers=AUTH).status_code == 503
     assert service.metric("drwatch_store_up") == 0.0
