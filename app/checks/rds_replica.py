@@ -6,7 +6,8 @@ metric (CloudWatch ``GetMetricData``, namespace ``AWS/RDS``, the newest one-minu
 ``lag_window``). It fails when the replica is not ``available``, is no longer a replica (it was
 promoted), replicates from another instance, reports a replication error, publishes no lag, or
 lags more than ``max_lag`` (default: the ``rpo``). The lag is what a failover right now would
-lose, which ``/api/dr-readiness`` reports as the expected data loss.
+lose, which ``/api/dr-readiness`` reports as the expected data loss (only while the replica could
+be promoted: available, replicating, from the expected primary).
 """
 
 from __future__ import annotations
@@ -111,13 +112,21 @@ class RdsReplicaCheck(Check["RdsReplicaCheck.Params"]):
             None,
         )
         lag = found.lag_seconds
+        # The lag is what a failover to this replica would lose, so it is reported only for a
+        # replica that could be promoted; /api/dr-readiness then falls back to the backups.
+        promotable = (
+            source is not None
+            and (not p.source_db_instance or _same_instance(source, p.source_db_instance))
+            and status == "available"
+            and (replication is None or replication.get("Status") == "replicating")
+        )
         details: dict[str, Any] = {
             "replica": p.db_instance_identifier,
             "region": p.region,
             "replica_status": status,
             "source": source,
             "replication_state": replication.get("Status") if replication else None,
-            "replica_lag_seconds": lag if lag is not None and lag >= 0 else None,
+            "replica_lag_seconds": lag if promotable and lag is not None and lag >= 0 else None,
             "lag_measured_at": found.lag_at.isoformat() if found.lag_at else None,
             "max_lag_seconds": self.max_lag,
             "rpo_seconds": p.rpo,

@@ -102,6 +102,8 @@ def check_targets(
             production.append(PostgresDsn.parse(text).identity)
     errors: list[tuple[str, str]] = []
     for index, drill in enumerate(drills):
+        if drill.target_dsn is None:
+            continue  # it restores into a temporary instance of its own
         try:
             target = PostgresDsn.parse(drill.target_dsn.get_secret_value()).identity
         except ValueError:

@@ -154,6 +154,8 @@ async def test_it_fails_permanently_when_the_source_is_another_instance(
     publish_lag(moto, replica, 5)
     result = await run_once(check(moto, replica, source_db_instance="someone-else"))
     assert_failed(result, "not from someone-else", permanent=True)
+    # Promoting it would not keep this database's data, so it offers no data-loss figure.
+    assert result.details["replica_lag_seconds"] is None
 
 
 async def test_it_fails_when_the_instance_is_not_a_replica(moto: MotoServer, primary: str) -> None:
