@@ -5,6 +5,9 @@
                                   run every (or the named) check once; exit 0 pass, 1 warn,
                                   2 fail, 64 an unknown check name
     drwatch backup-status [--json] run the backup sources once; same exit codes
+    drwatch dr-readiness [--json] run the standby region's prerequisites once: is it ready, and
+                                  what would failing over now cost; exit 0 ready, 1 ready with
+                                  warnings, 2 not ready, 64 none configured
     drwatch drill run NAME        run a restore drill now; exit 0 pass, 1 fail, 3 running elsewhere
     drwatch config validate       validate the configuration; exit 2 when invalid
     drwatch db upgrade            apply the state store's migrations
@@ -78,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     backup = commands.add_parser("backup-status", help="run the backup sources once")
     backup.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backup.set_defaults(handler=_check, backups_only=True, names=[])
+
+    readiness = commands.add_parser(
+        "dr-readiness", help="could the standby region take over now, and at what cost"
+    )
+    readiness.add_argument("--json", action="store_true", help="print JSON instead of text")
+    readiness.set_defaults(handler=_dr_readiness)
 
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -253,6 +262,61 @@ async def run_once(
         return snapshot, runtime.drills.summaries()
     finally:
         await runtime.stop()
+
+
+def _dr_readiness(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings)
+    if not config.readiness_checks():
+        print(
+            "drwatch dr-readiness: no standby-region prerequisites are configured; list checks "
+            "under dr_readiness: {checks: [...]} or label them region: dr.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    logging.getLogger("drwatch.monitor").setLevel(logging.WARNING)
+    report = asyncio.run(_readiness_once(config, settings))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(_readiness_text(report))
+    return EXIT_CODES[Status(report["status"])]
+
+
+async def _readiness_once(config: Config, settings: Settings) -> dict[str, Any]:
+    """Run the prerequisites once and read the drills' history from the store."""
+    from app.readiness import dr_readiness, drill_runs
+
+    runtime = Runtime.build(settings, config, serve=False)
+    try:
+        await runtime.drills.load_history()
+        names = [c.name for c in config.readiness_checks()]
+        snapshot = await runtime.run_checks(names, parallel=_MAX_PARALLEL)
+        report = dr_readiness(snapshot, config, drill_runs(runtime.drills))
+    finally:
+        await runtime.stop()
+    assert report is not None
+    return report
+
+
+def _readiness_text(report: dict[str, Any]) -> str:
+    lines = [f"standby region: {'READY' if report['ready'] else 'NOT READY'} ({report['status']})"]
+    for check in report["checks"]:
+        lines.append(f"  [{check['status']:<7}] {check['name']}: {check['output']}")
+    cost = report["if_failed_over_now"]
+    loss = cost["expected_data_loss_seconds"]
+    lines.append("if failed over now:")
+    lines.append(
+        f"  data loss: {format_duration(loss) if loss is not None else 'unknown'} "
+        f"({cost['basis']['data_loss']})"
+    )
+    lines.append(
+        f"  recovery:  {format_duration(cost['expected_recovery_seconds'])} "
+        f"({cost['basis']['recovery']})"
+    )
+    if report["blockers"]:
+        lines.append("blockers:")
+        lines.extend(f"  - {blocker}" for blocker in report["blockers"])
+    return "\n".join(lines)
 
 
 def _print_backup_status(

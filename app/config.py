@@ -80,11 +80,33 @@ class CheckConfig:
         return self.check_class(self.name, self.params, timeout=self.timeout, context=context)
 
 
+class ReadinessSpec(BaseModel):
+    """``dr_readiness:``: what ``/api/dr-readiness`` judges the standby region by.
+
+    Without ``checks``, every check labelled ``region: dr`` is a prerequisite. Without ``drills``,
+    the drills whose source restores into an instance (as a failover would) time the recovery.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checks: tuple[str, ...] = Field((), description="Checks the standby region needs to pass.")
+    drills: tuple[str, ...] | None = Field(
+        None, description="Drills whose last successful run times the recovery."
+    )
+    rpo: Duration | None = Field(
+        None, description="Most data a failover may lose; default: the data-loss source's RPO."
+    )
+    rto: Duration | None = Field(
+        None, description="Longest a recovery may take; default: the drills' RTO, else 4h."
+    )
+
+
 class _TopLevel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checks: list[dict[str, Any]] = Field(default_factory=list)
     drills: list[dict[str, Any]] = Field(default_factory=list)
+    dr_readiness: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,7 @@ class Config:
     checks: tuple[CheckConfig, ...]
     source: str = "configuration"
     drills: tuple[DrillSpec, ...] = ()
+    dr_readiness: ReadinessSpec | None = None
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -104,6 +127,15 @@ class Config:
             self.source,
             tuple(d for d in self.drills if d.source in wanted),
         )
+
+    def readiness_checks(self) -> list[CheckConfig]:
+        """The prerequisites of the standby region: ``dr_readiness.checks``, else every check
+        labelled ``region: dr``.
+        """
+        listed = self.dr_readiness.checks if self.dr_readiness else ()
+        if listed:
+            return [c for name in listed if (c := self.check(name)) is not None]
+        return [c for c in self.checks if c.labels.get("region") == "dr"]
 
 
 def _path(*parts: object) -> str:
@@ -160,9 +192,12 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
         if check is not None:
             checks.append(check)
     drills = _parse_drills(top.get("drills", []), checks, errors)
+    readiness = _parse_readiness(top.get("dr_readiness"), checks, drills, errors)
     if errors:
         raise ConfigError(errors, source)
-    config = Config(checks=tuple(checks), source=source, drills=tuple(drills))
+    config = Config(
+        checks=tuple(checks), source=source, drills=tuple(drills), dr_readiness=readiness
+    )
     for check in config.checks:
         redact.register(collect_secrets(check.params))
     for drill in config.drills:
@@ -265,11 +300,78 @@ def _parse_drills(
                     f"backup of a {_either(types_that('restorable'))} check",
                 )
             )
+        else:
+            drill = _restore_path(drill, source, base, errors)
         drills.append(drill)
     # A drill creates and drops databases: it must never target one that drwatch watches.
     production = [dsn for c in checks if (dsn := c.check_class.production_dsn(c.params))]
     errors.extend(check_targets(targets, production))
     return drills
+
+
+def _restore_path(
+    drill: DrillSpec, source: CheckConfig, base: str, errors: list[tuple[str, str]]
+) -> DrillSpec:
+    """Check that the drill restores its source the way the source restores, and fill the
+    instance an ``rds:`` drill restores from the source check's parameters.
+    """
+    cls = source.check_class
+    if cls.restore_kind != "instance":
+        if drill.rds is not None:
+            errors.append(
+                (
+                    f"{base}.rds",
+                    f"{drill.source!r} is a {source.type} check, whose dumps restore into "
+                    "target_dsn; rds is for sources restored into a temporary instance",
+                )
+            )
+        return drill
+    instance = cls.restorable_instance(source.params)
+    if drill.rds is None or instance is None:
+        errors.append(
+            (
+                f"{base}.rds",
+                f"{drill.source!r} is a {source.type} check, restored into a temporary instance: "
+                "set rds (with password_secret_arn or password_file) instead of target_dsn",
+            )
+        )
+        return drill
+    defaults = {
+        "db_instance_identifier": instance.db_instance_identifier,
+        "region": instance.region,
+        "endpoint_url": instance.endpoint_url,
+    }
+    filled = {k: v for k, v in defaults.items() if getattr(drill.rds, k) is None}
+    return drill.model_copy(update={"rds": drill.rds.model_copy(update=filled)})
+
+
+def _parse_readiness(
+    entry: dict[str, Any] | None,
+    checks: list[CheckConfig],
+    drills: list[DrillSpec],
+    errors: list[tuple[str, str]],
+) -> ReadinessSpec | None:
+    if entry is None:
+        return None
+    try:
+        spec = ReadinessSpec.model_validate(entry)
+    except ValidationError as exc:
+        for e in exc.errors():
+            errors.append((_path("dr_readiness", *e["loc"]), ConfigError.describe(e)))
+        return None
+    check_names = {c.name for c in checks}
+    drill_names = {d.name for d in drills}
+    errors += [
+        (f"dr_readiness.checks.{index}", f"no check named {name!r}")
+        for index, name in enumerate(spec.checks)
+        if name not in check_names
+    ]
+    errors += [
+        (f"dr_readiness.drills.{index}", f"no drill named {name!r}")
+        for index, name in enumerate(spec.drills or ())
+        if name not in drill_names
+    ]
+    return spec
 
 
 def _either(names: list[str]) -> str:

@@ -58,3 +58,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     quiet = max(logging.WARNING, logging.getLevelNamesMapping()[level])
     for name in ("apscheduler", "alembic"):
         logging.getLogger(name).setLevel(quiet)
+    # botocore logs whole request and response bodies at DEBUG, a Secrets Manager answer (the
+    # RDS drill's master password) included, before drwatch has the secret to scrub it.
+    for name in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelNamesMapping()[level]))

@@ -34,6 +34,8 @@ class MetricSources:
     scheduler: Scheduler | None = None
     store_writer: StoreWriter | None = None
     drills: Callable[[], list[dict[str, Any]]] | None = None
+    # The /api/dr-readiness answer, or None when no standby prerequisite is configured.
+    readiness: Callable[[], dict[str, Any] | None] | None = None
 
 
 # A gauge exported only beside another one of the same check: an objective is exported with the
@@ -239,6 +241,7 @@ class SnapshotCollector(Collector):
         yield from (replication_lag, replication_lag_max, tls_expiry, wal_age, wal_rpo)
         yield from (backup_last, backup_age, backup_rpo, backup_size, backup_verified)
         yield from self._drills(now)
+        yield from self._readiness()
 
         health = GaugeMetricFamily(
             "drwatch_health_status", "Overall verdict of /health: 0 fail, 1 warn, 2 pass."
@@ -331,6 +334,35 @@ class SnapshotCollector(Collector):
             for result_name, count in dict(drill.get("runs", {})).items():
                 runs.add_metric([name, result_name], float(count))
         yield from (last_success, duration, rto, runs)
+
+    def _readiness(self) -> Iterator[Metric]:
+        report = self.sources.readiness() if self.sources.readiness is not None else None
+        if report is None:
+            return
+        ready = GaugeMetricFamily(
+            "drwatch_dr_ready",
+            "1 while the standby region could take over (no prerequisite fails), else 0.",
+        )
+        ready.add_metric([], 1.0 if report["ready"] else 0.0)
+        yield ready
+        cost = report["if_failed_over_now"]
+        loss = GaugeMetricFamily(
+            "drwatch_dr_expected_data_loss_seconds",
+            "Data a failover to the standby region would lose now (replica lag, or the age of "
+            "the newest replicated backup).",
+            unit="seconds",
+        )
+        if (seconds := _num(cost.get("expected_data_loss_seconds"))) is not None:
+            loss.add_metric([], seconds)
+        yield loss
+        recovery = GaugeMetricFamily(
+            "drwatch_dr_expected_recovery_seconds",
+            "How long a recovery in the standby region would take (the last successful "
+            "restore drill's total, else the RTO).",
+            unit="seconds",
+        )
+        recovery.add_metric([], float(cost["expected_recovery_seconds"]))
+        yield recovery
 
 
 def build_registry(sources: MetricSources) -> CollectorRegistry:

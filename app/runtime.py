@@ -19,6 +19,7 @@ from app.config import Config
 from app.drills.service import DrillService, backup_from_results
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
+from app.readiness import dr_readiness, drill_runs
 from app.scheduler import Scheduler, add_cron_job
 from app.settings import Settings
 from app.store.db import upgrade
@@ -110,6 +111,7 @@ class Runtime:
                     scheduler=scheduler,
                     store_writer=writer,
                     drills=drills.metric_rows,
+                    readiness=lambda: dr_readiness(monitor.snapshot, config, drill_runs(drills)),
                 )
             ),
             version=version,

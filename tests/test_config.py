@@ -236,7 +236,8 @@ def test_a_drill_source_must_be_a_type_a_drill_can_restore() -> None:
     document["drills"][0]["target_dsn"] = "postgresql://admin@scratch:5432/postgres"
     message = _errors(document)["drills.0.source"]
     assert message == (
-        "'db' is a postgres check; a drill restores the newest backup of a backup_files or s3 check"
+        "'db' is a postgres check; a drill restores the newest backup of a backup_files, rds "
+        "or s3 check"
     )
 
 

@@ -86,6 +86,9 @@ FAMILIES = {
     "drwatch_store_pending_writes",
     "drwatch_store_write_failures",
     "drwatch_store_dropped_writes",
+    "drwatch_dr_ready",
+    "drwatch_dr_expected_data_loss_seconds",
+    "drwatch_dr_expected_recovery_seconds",
 }
 
 
@@ -225,11 +228,15 @@ async def scrape(
     config = {
         "checks": [
             _check("db", "postgres", {"dsn": primary.dsn, "expect_role": "primary"}),
-            _check(
-                "replica",
-                "postgres",
-                {"dsn": replica.dsn, "expect_role": "replica", "max_replication_lag": "15m"},
-            ),
+            {
+                **_check(
+                    "replica",
+                    "postgres",
+                    {"dsn": replica.dsn, "expect_role": "replica", "max_replication_lag": "15m"},
+                ),
+                # The streaming replica is the standby: the drwatch_dr_* families appear.
+                "labels": {"region": "dr"},
+            },
             _check("wal", "wal_archive", {"dsn": primary.dsn, "rpo": "15m"}),
             _check(
                 "dumps",
@@ -435,3 +442,12 @@ def test_every_timestamp_in_every_response_is_rfc3339_utc(scrape: Scrape) -> Non
                 assert RFC3339_UTC.match(text), f"{url} {path}: {text!r}"
     # The drill's report and the checks' results carry many times: the walk found them.
     assert seen > 20
+
+
+def test_standby_readiness_families(scrape: Scrape) -> None:
+    """The replica is the standby: ready, its lag the expected loss, the RTO the recovery time
+    (no drill restores into an instance)."""
+    assert scrape.value("drwatch_dr_ready") == 1.0
+    loss = scrape.value("drwatch_dr_expected_data_loss_seconds")
+    assert loss == scrape.value("drwatch_replication_lag_seconds", check="replica")
+    assert scrape.value("drwatch_dr_expected_recovery_seconds") == RTO

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -90,3 +92,22 @@ def aws_failure(exc: Exception, what: str, *, missing: set[str] | None = None) -
     if isinstance(exc, BotoCoreError):
         return CheckFailed(f"Reading {what} from AWS failed ({type(exc).__name__}: {exc}).")
     raise exc
+
+
+def aws_client(service: str, region: str | None, endpoint_url: str | None, timeout: float) -> Any:
+    """A boto3 client of ``service`` for one check (its own session: boto3's default session is
+    not thread-safe, and the checks call it from worker threads).
+    """
+    import boto3
+
+    return boto3.session.Session().client(
+        service,  # type: ignore[call-overload]
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=aws_config(timeout),
+    )
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ClientError ("DBInstanceNotFound"), or ""."""
+    return str(exc.response.get("Error", {}).get("Code", ""))

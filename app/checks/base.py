@@ -12,9 +12,10 @@ runner turns it into a ``fail`` Result that names the exception type, so a check
 scheduler down. The whole exception tree is drawn in :mod:`app.errors`.
 
 What a type can do is said by class attributes, which config, API and metrics read instead of
-naming types: ``is_backup_source``, ``restorable``, ``accepts_pushes`` (with
-:meth:`Check.push_token`), ``gauges``, :meth:`Check.production_dsn` and
-:meth:`Check.replication_lag_threshold`.
+naming types: ``is_backup_source``, ``restorable`` (with ``restore_kind`` and
+:meth:`Check.restorable_instance`), ``accepts_pushes`` (with :meth:`Check.push_token`), ``gauges``,
+``failover_data_loss_key`` (with ``failover_data_loss_rank`` and ``failover_data_loss_basis``),
+:meth:`Check.production_dsn` and :meth:`Check.replication_lag_threshold`.
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ class Result:
 
 
 @dataclass(frozen=True)
+class RestorableInstance:
+    """A managed database instance whose snapshots a drill restores into a temporary instance."""
+
+    db_instance_identifier: str
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
 class CheckContext:
     """Shared resources a check may use, handed to every check by the service before it runs.
 
@@ -133,11 +143,22 @@ class Check(ABC, Generic[P]):
     # A restore drill can restore the newest backup this source reports (its details'
     # ``location`` names a pg_dump file or object drwatch can fetch).
     restorable: ClassVar[bool] = False
+    # How a drill restores it: "dump" (pg_restore of the file its details' ``location`` names,
+    # into a scratch server) or "instance" (the cloud restores a snapshot into a temporary
+    # instance, as a failover would; see restorable_instance()).
+    restore_kind: ClassVar[Literal["dump", "instance"]] = "dump"
     # Jobs push events for it to POST /api/backups/{name}/ping|start|fail, authenticated with
     # push_token(params).
     accepts_pushes: ClassVar[bool] = False
     # Details key -> drwatch_* gauge (declared in app.metrics) that exports its value per check.
     gauges: ClassVar[Mapping[str, str]] = {}
+    # Standby readiness (/api/dr-readiness): the details key saying how much data failing over to
+    # what the check watches would lose now, either seconds (a lag) or an ISO-8601 time (a
+    # recovery point, whose age is the loss); ``failover_data_loss_basis`` says what the figure
+    # is. The lowest rank reported wins: a replica's lag is more precise than a backup's age.
+    failover_data_loss_key: ClassVar[str | None] = None
+    failover_data_loss_rank: ClassVar[int] = 100
+    failover_data_loss_basis: ClassVar[str] = ""
 
     def __init__(
         self, name: str, params: P, *, timeout: float, context: CheckContext | None = None
@@ -155,6 +176,11 @@ class Check(ABC, Generic[P]):
     @classmethod
     def production_dsn(cls, params: P) -> str | None:
         """The database this check watches, which a restore drill must never target; or None."""
+        return None
+
+    @classmethod
+    def restorable_instance(cls, params: P) -> RestorableInstance | None:
+        """The instance a drill restores when ``restore_kind`` is "instance"; else None."""
         return None
 
     @classmethod

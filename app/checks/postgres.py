@@ -128,6 +128,10 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
     gauges: ClassVar[Mapping[str, str]] = {
         "replication_lag_seconds": "drwatch_replication_lag_seconds"
     }
+    # A streaming replica in the standby region: its lag is what promoting it would lose.
+    failover_data_loss_key: ClassVar[str | None] = "replication_lag_seconds"
+    failover_data_loss_rank: ClassVar[int] = 10
+    failover_data_loss_basis: ClassVar[str] = "replication lag of the standby replica"
 
     @classmethod
     def production_dsn(cls, params: PostgresCheck.Params) -> str | None:

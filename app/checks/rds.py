@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,7 +29,7 @@ from pydantic import Field
 from app.checks import base
 from app.checks._aws import aws_config, aws_failure
 from app.checks._backup import BackupCheck, BackupFacts
-from app.checks.base import CheckFailed, Result, Status
+from app.checks.base import CheckFailed, RestorableInstance, Result, Status
 from app.units import Duration, format_duration, rfc3339
 
 if TYPE_CHECKING:
@@ -90,6 +90,14 @@ class RdsCheck(BackupCheck["RdsCheck.Params"]):
 
     default_interval: ClassVar[float] = 900.0
     default_timeout: ClassVar[float] = 60.0
+    # A drill restores its newest snapshot (or latest restorable time) into a temporary
+    # instance: app/drills/rds.py.
+    restorable: ClassVar[bool] = True
+    restore_kind: ClassVar[Literal["dump", "instance"]] = "instance"
+
+    @classmethod
+    def restorable_instance(cls, params: RdsCheck.Params) -> RestorableInstance:
+        return RestorableInstance(params.db_instance_identifier, params.region, params.endpoint_url)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

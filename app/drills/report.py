@@ -1,13 +1,15 @@
 """What a drill run found: :class:`DrillReport` (stored as JSON, shown by the API and the CLI),
-its :func:`render_report` for people, and the progress lines a run says as it goes.
+how a run's outcome becomes its status and sentence (:func:`conclude`, shared by dump and RDS
+drills), its :func:`render_report` for people, and the progress lines a run says as it goes.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -122,3 +124,54 @@ def say(progress: Callable[[str], None] | None, line: str) -> None:
     log.info(line)
     if progress is not None:
         progress(line)
+
+
+def conclude(
+    report: DrillReport,
+    rto: float,
+    backup_time: datetime,
+    failure: str | None,
+    cleanup_error: str | None,
+    started: float,
+    *,
+    cleanup_failure: str | None = None,
+) -> None:
+    """Time the run (``started`` from ``time.perf_counter()``) and set its status and message:
+    the first failure, else the first failed integrity check, else a clean-up that failed
+    (``cleanup_failure`` says so when ``cleanup_error`` is set; else the drill database's).
+    """
+    report.finished_at = datetime.now(UTC)
+    report.total_seconds = time.perf_counter() - started
+    report.within_rto = report.total_seconds <= rto
+    failed_checks = [r for r in report.integrity if not r.passed]
+    if failure is None and failed_checks:
+        first = failed_checks[0]
+        more = f" ({len(failed_checks) - 1} more failed)" if len(failed_checks) > 1 else ""
+        failure = f"Integrity check {first.name!r} failed{more}: {first.message}"
+    if failure is None and cleanup_error is not None:
+        failure = cleanup_failure or (
+            f"The drill database {report.database} could not be dropped ({cleanup_error}); the "
+            "next run removes it."
+        )
+    if failure is not None:
+        report.status = "fail"
+        report.message = redact.scrub(failure)
+    else:
+        report.status = "pass"
+        size = f" ({format_size(report.backup_size_bytes)})" if report.backup_size_bytes else ""
+        taken = f"{backup_time.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        rto_note = (
+            f"within the RTO of {format_duration(rto)}"
+            if report.within_rto
+            else f"over the RTO of {format_duration(rto)}: recovery would take longer "
+            "than the plan allows"
+        )
+        report.message = (
+            f"Restored the {taken} backup{size} in {format_duration(report.total_seconds)}, "
+            f"{rto_note}; "
+            + (
+                f"all {len(report.integrity)} integrity checks passed."
+                if report.integrity
+                else "no integrity checks are configured, so only the restore itself was tested."
+            )
+        )

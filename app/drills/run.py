@@ -45,7 +45,7 @@ import asyncpg
 from app import dumps, redact
 from app.checks._net import PostgresDsn
 from app.drills.integrity import Integrity
-from app.drills.report import DrillReport, say
+from app.drills.report import DrillReport, conclude, say
 from app.drills.spec import DrillSpec
 from app.drills.target import (
     MARKER_PREFIX,
@@ -57,7 +57,7 @@ from app.drills.target import (
 )
 from app.dumps import Compression, Layout
 from app.errors import CorruptDump, DrillFailed
-from app.units import format_duration, format_size, parse_timestamp
+from app.units import format_duration, parse_timestamp
 
 log = logging.getLogger("drwatch.drills")
 
@@ -177,7 +177,7 @@ class _Run:
         self.progress = progress
         self.s3_client_factory = s3_client_factory
         self.pg_bin = pg_bin
-        self.target = PostgresDsn.parse(spec.target_dsn.get_secret_value())
+        self.target = PostgresDsn.parse(spec.scratch_dsn.get_secret_value())
         self.created = False
         self.guard: Any = None
         self.step = "starting"
@@ -189,7 +189,7 @@ class _Run:
         spec, report = self.spec, self.report
         self.step = "removing leftovers"
         try:
-            await cleanup_leftovers(spec.target_dsn, progress=self.progress)
+            await cleanup_leftovers(spec.scratch_dsn, progress=self.progress)
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             raise DrillFailed(
                 f"Cannot connect to the drill target {self.target.where}: "
@@ -267,13 +267,13 @@ class _Run:
 
     async def create_database(self) -> None:
         name = self.report.database
-        conn = await connect(self.spec.target_dsn.get_secret_value())
+        conn = await connect(self.spec.scratch_dsn.get_secret_value())
         try:
             await conn.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0")
             self.created = True
             # Connect before marking it: once marked, someone is always connected until the end,
             # so a concurrent cleanup_leftovers elsewhere never takes it for a leftover.
-            self.guard = await connect(self.spec.target_dsn.get_secret_value(), database=name)
+            self.guard = await connect(self.spec.scratch_dsn.get_secret_value(), database=name)
             marker = f"{MARKER_PREFIX}{self.report.run_id}"
             await conn.execute(
                 f"COMMENT ON DATABASE {quote_ident(name)} IS {quote_literal(marker)}"
@@ -313,7 +313,7 @@ class _Run:
         if not self.created:
             return
         name = self.report.database
-        conn = await connect(self.spec.target_dsn.get_secret_value())
+        conn = await connect(self.spec.scratch_dsn.get_secret_value())
         try:
             force = " WITH (FORCE)" if conn.get_server_version().major >= 13 else ""
             # Our own database by name: FORCE ends restore backends that a kill left behind.
@@ -340,6 +340,10 @@ async def run_drill(
     returns a boto3-compatible S3 client (``get_object``) for ``s3://`` backups. ``pg_bin`` is
     the directory of the PostgreSQL client programs (else the newest installed version, or PATH).
     """
+    if spec.rds is not None:
+        from app.drills.rds import run_rds_drill
+
+        return await run_rds_drill(spec, backup, progress=progress, run_id=run_id)
     redact.register(spec.secrets())
     started_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -391,41 +395,7 @@ async def run_drill(
                 extra={"database": report.database, "error": cleanup_error},
             )
         shutil.rmtree(workdir, ignore_errors=True)
-    report.finished_at = datetime.now(UTC)
-    report.total_seconds = time.perf_counter() - started
-    report.within_rto = report.total_seconds <= spec.rto
-    failed_checks = [r for r in report.integrity if not r.passed]
-    if failure is None and failed_checks:
-        first = failed_checks[0]
-        more = f" ({len(failed_checks) - 1} more failed)" if len(failed_checks) > 1 else ""
-        failure = f"Integrity check {first.name!r} failed{more}: {first.message}"
-    if failure is None and cleanup_error is not None:
-        failure = (
-            f"The drill database {report.database} could not be dropped ({cleanup_error}); the "
-            "next run removes it."
-        )
-    if failure is not None:
-        report.status = "fail"
-        report.message = redact.scrub(failure)
-    else:
-        report.status = "pass"
-        size = f" ({format_size(report.backup_size_bytes)})" if report.backup_size_bytes else ""
-        taken = f"{backup.backup_time.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        rto_note = (
-            f"within the RTO of {format_duration(spec.rto)}"
-            if report.within_rto
-            else f"over the RTO of {format_duration(spec.rto)}: recovery would take longer "
-            "than the plan allows"
-        )
-        report.message = (
-            f"Restored the {taken} backup{size} in {format_duration(report.total_seconds)}, "
-            f"{rto_note}; "
-            + (
-                f"all {len(report.integrity)} integrity checks passed."
-                if report.integrity
-                else "no integrity checks are configured, so only the restore itself was tested."
-            )
-        )
+    conclude(report, spec.rto, backup.backup_time, failure, cleanup_error, started)
     log.info(
         "restore drill finished",
         extra={"drill": spec.name, "status": report.status, "run_id": report.run_id},

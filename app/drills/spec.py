@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -125,14 +127,83 @@ class IntegrityCheck(BaseModel):
         return f"within {self.compare_to_source.tolerance:.0%} of source"
 
 
+class RdsRestore(BaseModel):
+    """``rds:`` of a drill whose source restores into an instance: where and how the snapshot is
+    restored, how drwatch reaches the temporary instance, and how many may exist at once.
+
+    The instance, its region and API endpoint default to the source check's (filled in by
+    app.config); ``region`` set to the DR region restores the snapshot copies kept there.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    db_instance_identifier: str | None = Field(
+        None, description="Instance whose snapshots are restored; default: the source's."
+    )
+    region: str | None = Field(
+        None, description="Region to restore in (us-west-2: the DR copies); default: the source's."
+    )
+    endpoint_url: str | None = Field(None, description="RDS API endpoint (a test server).")
+    snapshot: Literal["automated", "manual", "any"] = Field(
+        "automated", description="Which snapshots count when choosing the newest."
+    )
+    point_in_time: Literal["latest"] | None = Field(
+        None, description="latest: restore the latest restorable time instead of a snapshot."
+    )
+    instance_class: str = Field("db.t3.micro", description="Class of the temporary instance.")
+    subnet_group: str | None = Field(None, description="DB subnet group to restore into.")
+    security_groups: tuple[str, ...] = Field((), description="VPC security group ids.")
+    parameter_group: str | None = Field(None, description="DB parameter group to use.")
+    username: str | None = Field(
+        None, description="User the integrity queries connect as; default: the master user."
+    )
+    password_secret_arn: str | None = Field(
+        None,
+        description="Secrets Manager secret with the password (plain, or JSON with password).",
+    )
+    password_file: Path | None = Field(None, description="File holding the password instead.")
+    secrets_endpoint_url: str | None = Field(
+        None, description="Secrets Manager endpoint (a test server)."
+    )
+    database: str = Field("postgres", description="Database the integrity queries run in.")
+    connect_host: str | None = Field(
+        None, description="Host to connect to instead of the endpoint (a bastion, PrivateLink)."
+    )
+    connect_port: int | None = Field(
+        None, ge=1, le=65535, description="Port to connect to instead of the endpoint's."
+    )
+    max_instances: int = Field(
+        1, ge=1, le=20, description="Most drill instances that may exist at once, all drills."
+    )
+    poll_interval: Duration = Field(
+        30.0, description="How often the instance's status is read while waiting."
+    )
+    delete_timeout: Duration = Field(
+        1800.0, description="How long deleting the instance may take after the run."
+    )
+
+    @model_validator(mode="after")
+    def _one_password(self) -> RdsRestore:
+        if (self.password_secret_arn is None) == (self.password_file is None):
+            raise ValueError("set exactly one of password_secret_arn and password_file")
+        if self.poll_interval <= 0:
+            raise ValueError("poll_interval must be greater than zero")
+        return self
+
+
 class DrillSpec(BaseModel):
     """One entry of ``drills:``. Unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    source: str = Field(description="Name of the backup_files or s3 check whose backup to restore.")
-    target_dsn: SecretStr = Field(description="Admin connection to a scratch PostgreSQL server.")
+    source: str = Field(description="Name of the check whose newest backup to restore.")
+    target_dsn: SecretStr | None = Field(
+        None, description="Admin connection to a scratch PostgreSQL server (dump restores)."
+    )
+    rds: RdsRestore | None = Field(
+        None, description="Restore into a temporary RDS instance (sources that restore so)."
+    )
     source_dsn: SecretStr | None = Field(
         None, description="The live database, used read-only by compare_to_source queries."
     )
@@ -192,7 +263,19 @@ class DrillSpec(BaseModel):
             raise ValueError(f"duplicate integrity check names: {', '.join(duplicates)}")
         if self.source_dsn is None and any(c.compare_to_source for c in self.integrity):
             raise ValueError("compare_to_source needs source_dsn (the live database, read-only)")
+        if (self.target_dsn is None) == (self.rds is None):
+            raise ValueError(
+                "set exactly one of target_dsn (restore a dump into a scratch server) and rds "
+                "(restore a snapshot into a temporary instance)"
+            )
         return self
+
+    @property
+    def scratch_dsn(self) -> SecretStr:
+        """``target_dsn`` of a dump drill (app.config makes sure such a drill has one)."""
+        if self.target_dsn is None:
+            raise ValueError(f"the drill {self.name!r} has no target_dsn")
+        return self.target_dsn
 
     def secrets(self) -> list[str]:
         """The DSNs and their passwords, so logs and outputs can be scrubbed of them."""

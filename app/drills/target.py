@@ -103,8 +103,11 @@ def check_targets(
             production.append(PostgresDsn.parse(text).identity)
     errors: list[tuple[str, str]] = []
     for base, drill in drills:
+        target_dsn = getattr(drill, "target_dsn", None)
+        if target_dsn is None:
+            continue  # it restores into a temporary instance of its own
         try:
-            target = PostgresDsn.parse(drill.target_dsn.get_secret_value()).identity
+            target = PostgresDsn.parse(target_dsn.get_secret_value()).identity
         except ValueError:
             continue
         where = f"{target[0]}:{target[1]}/{target[2]}"

@@ -137,6 +137,7 @@ def test_the_alerts_are_the_ones_drwatch_documents() -> None:
             "DrwatchRestoreDrillFailed",
             "DrwatchRestoreDrillOverdue",
             "DrwatchRestoreDrillSlowerThanRto",
+            "DrwatchStandbyNotReady",
             "DrwatchDown",
             "DrwatchStale",
             "DrwatchSloBurnRate",

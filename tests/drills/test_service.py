@@ -91,7 +91,7 @@ def test_the_config_rejects_a_drill_on_a_production_database(
         parse_config(document)
     errors = dict(info.value.errors)
     assert "monitored postgres check" in errors["drills.0.target_dsn"]
-    assert "backup_files or s3" in errors["drills.1.source"]
+    assert "backup_files, rds or s3" in errors["drills.1.source"]
 
 
 def test_drwatch_drill_run_restores_and_reports(

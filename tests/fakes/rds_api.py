@@ -4,7 +4,9 @@ moto answers ``DescribeDBInstances`` with ``LatestRestorableTime`` = now and sta
 the time they were made, so it cannot show a point-in-time-recovery lag or an old snapshot.
 :class:`FakeRds` speaks the RDS Query protocol (form-encoded POST, XML answers, the documented
 error body) for ``DescribeDBInstances`` and ``DescribeDBSnapshots`` with whatever times a test
-sets.
+sets. For restore drills it also restores (``RestoreDBInstanceFromDBSnapshot``), lists tags and
+deletes (``DeleteDBInstance``); a restored instance stays in ``restored_status`` (default
+``creating``), which moto cannot show: moto's restores are available at once.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Instance:
     status: str = "available"
     region: str = "us-east-1"
     snapshots: list[Snapshot] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
@@ -89,6 +92,8 @@ class FakeRds(FakeApi):
     def __init__(self) -> None:
         super().__init__()
         self.instances: dict[str, Instance] = {}
+        self.restored_status = "creating"
+        self.deleted: list[str] = []
 
     def add(self, instance: Instance) -> Instance:
         self.instances[instance.identifier] = instance
@@ -115,6 +120,12 @@ class FakeRds(FakeApi):
             return self._describe_instances(form)
         if action == "DescribeDBSnapshots":
             return self._describe_snapshots(form)
+        if action == "RestoreDBInstanceFromDBSnapshot":
+            return self._restore(form)
+        if action == "DeleteDBInstance":
+            return self._delete(form)
+        if action == "ListTagsForResource":
+            return self._list_tags(form)
         return self.error(400, f"Could not find operation {action}", "InvalidAction")
 
     def _instance(self, identifier: str | None) -> Instance | Reply:
@@ -124,15 +135,21 @@ class FakeRds(FakeApi):
         return instance
 
     def _describe_instances(self, form: dict[str, str]) -> Reply:
+        if form.get("DBInstanceIdentifier") is None:
+            members = "".join(self._member(i) for i in list(self.instances.values()))
+            return self._ok("DescribeDBInstances", f"<DBInstances>{members}</DBInstances>")
         found = self._instance(form.get("DBInstanceIdentifier"))
         if isinstance(found, Reply):
             return found
+        return self._ok("DescribeDBInstances", f"<DBInstances>{self._member(found)}</DBInstances>")
+
+    def _member(self, found: Instance) -> str:
         restorable = (
             f"<LatestRestorableTime>{_iso(found.latest_restorable_time)}</LatestRestorableTime>"
             if found.latest_restorable_time
             else ""
         )
-        member = (
+        return (
             "<DBInstance>"
             f"<DBInstanceIdentifier>{found.identifier}</DBInstanceIdentifier>"
             "<DBInstanceClass>db.t3.micro</DBInstanceClass><Engine>postgres</Engine>"
@@ -140,9 +157,44 @@ class FakeRds(FakeApi):
             f"<BackupRetentionPeriod>{found.backup_retention_period}</BackupRetentionPeriod>"
             f"{restorable}"
             f"<DBInstanceArn>{found.arn}</DBInstanceArn>"
+            "<MasterUsername>lyoadmin</MasterUsername>"
+            f"<TagList>{_tags(found.tags)}</TagList>"
             "</DBInstance>"
         )
-        return self._ok("DescribeDBInstances", f"<DBInstances>{member}</DBInstances>")
+
+    def _restore(self, form: dict[str, str]) -> Reply:
+        identifier = form["DBInstanceIdentifier"]
+        if identifier in self.instances:
+            return self.error(
+                400, f"DB instance {identifier} already exists", "DBInstanceAlreadyExists"
+            )
+        tags = {
+            form[f"Tags.Tag.{n}.Key"]: form.get(f"Tags.Tag.{n}.Value", "")
+            for n in range(1, 50)
+            if f"Tags.Tag.{n}.Key" in form
+        }
+        instance = self.add(Instance(identifier, None, status=self.restored_status, tags=tags))
+        return self._ok(
+            "RestoreDBInstanceFromDBSnapshot",
+            self._member(instance),
+        )
+
+    def _delete(self, form: dict[str, str]) -> Reply:
+        found = self._instance(form.get("DBInstanceIdentifier"))
+        if isinstance(found, Reply):
+            return found
+        # Deleted at once: the deletion waiter's next DescribeDBInstances finds it gone.
+        del self.instances[found.identifier]
+        self.deleted.append(found.identifier)
+        found.status = "deleting"
+        return self._ok("DeleteDBInstance", self._member(found))
+
+    def _list_tags(self, form: dict[str, str]) -> Reply:
+        arn = form.get("ResourceName", "")
+        found = self._instance(arn.rsplit(":db:", 1)[-1])
+        if isinstance(found, Reply):
+            return found
+        return self._ok("ListTagsForResource", f"<TagList>{_tags(found.tags)}</TagList>")
 
     def _describe_snapshots(self, form: dict[str, str]) -> Reply:
         found = self._instance(form.get("DBInstanceIdentifier"))
@@ -172,6 +224,12 @@ class FakeRds(FakeApi):
             f"</{action}Response>"
         )
         return Reply(200, raw=body.encode(), content_type="text/xml")
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return "".join(
+        f"<Tag><Key>{escape(k)}</Key><Value>{escape(v)}</Value></Tag>" for k, v in tags.items()
+    )
 
 
 def _iso(at: datetime | None) -> str:
