@@ -22,7 +22,7 @@ from app.units import parse_timestamp
 
 if TYPE_CHECKING:
     from app.scheduler import Scheduler
-    from app.store.repository import StoreWriter
+    from app.store.writer import StoreWriter
 
 
 @dataclass

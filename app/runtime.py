@@ -22,7 +22,8 @@ from app.monitor import Monitor, Snapshot
 from app.scheduler import Scheduler, add_cron_job
 from app.settings import Settings
 from app.store.db import upgrade
-from app.store.repository import Store, StoreWriter, Transition
+from app.store.repository import Store, Transition
+from app.store.writer import StoreWriter
 
 log = logging.getLogger("drwatch")
 
