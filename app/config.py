@@ -18,7 +18,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from app.checks.base import Check, CheckContext, Criticality, Params, collect_se
 from app.drills.spec import DrillSpec
 from app.drills.target import check_targets
 from app.errors import ConfigError
+from app.history.slo import SloSpec
 from app.interpolate import interpolate
 from app.quick_start import quick_start_document
 from app.settings import Settings
@@ -84,6 +85,7 @@ class _TopLevel(BaseModel):
 
     checks: list[dict[str, Any]] = Field(default_factory=list)
     drills: list[dict[str, Any]] = Field(default_factory=list)
+    slo: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Config:
     checks: tuple[CheckConfig, ...]
     source: str = "configuration"
     drills: tuple[DrillSpec, ...] = ()
+    slo: SloSpec = field(default_factory=SloSpec)
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -102,6 +105,7 @@ class Config:
             tuple(c for c in self.checks if c.name in wanted),
             self.source,
             tuple(d for d in self.drills if d.source in wanted),
+            self.slo,
         )
 
 
@@ -192,9 +196,15 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
             )
         )
     drills = _parse_drills(top.drills, checks, errors)
+    slo = SloSpec()
+    try:
+        slo = SloSpec.model_validate(top.slo)
+    except ValidationError as exc:
+        for e in exc.errors():
+            errors.append((_path("slo", *e["loc"]), ConfigError.describe(e)))
     if errors:
         raise ConfigError(errors, source)
-    config = Config(checks=tuple(checks), source=source, drills=tuple(drills))
+    config = Config(checks=tuple(checks), source=source, drills=tuple(drills), slo=slo)
     for check in config.checks:
         redact.register(collect_secrets(check.params))
     for drill in config.drills:

@@ -1,0 +1,76 @@
+"""/api/incidents: service and check incidents from the shared history, newest first.
+
+Answered from the history cache (memory; refreshed from the state store in the background), so
+every replica gives the same answer about the past and a store outage only makes it ``stale``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from app.api.deps import RuntimeDep
+from app.history.incidents import Incident
+from app.units import parse_timestamp
+
+router = APIRouter(prefix="/api", tags=["history"])
+
+Scope = Literal["self", "all"]
+
+
+def select_incidents(
+    incidents: tuple[Incident, ...],
+    *,
+    state: str | None = None,
+    check: str | None = None,
+    since: float | None = None,
+    limit: int = 100,
+) -> list[Incident]:
+    """The incidents matching the filters, newest first (the order they are kept in)."""
+    selected = []
+    for incident in incidents:
+        if since is not None and incident.detected_at < since:
+            break  # newest first: the rest is older still
+        if state == "open" and incident.resolved_at is not None:
+            continue
+        if state == "resolved" and incident.resolved_at is None:
+            continue
+        if check is not None and incident.check != check and check not in incident.checks:
+            continue
+        selected.append(incident)
+        if len(selected) >= limit:
+            break
+    return selected
+
+
+@router.get("/incidents", summary="Incidents from the shared history, newest first")
+async def list_incidents(
+    runtime: RuntimeDep,
+    state: Annotated[Literal["open", "resolved"] | None, Query()] = None,
+    check: Annotated[str | None, Query(max_length=63)] = None,
+    since: Annotated[str | None, Query(max_length=64, description="RFC 3339 time")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    scope: Annotated[Scope, Query(description="self: this replica; all: every replica")] = "self",
+) -> dict[str, Any]:
+    since_at = None
+    if since is not None:
+        moment = parse_timestamp(since)
+        if moment is None:
+            raise HTTPException(
+                422, "since must be an RFC 3339 time, such as 2026-11-28T13:00:00Z."
+            )
+        since_at = moment.timestamp()
+    history = runtime.history
+    view = history.view(scope)
+    selected = select_incidents(
+        view.incidents, state=state, check=check, since=since_at, limit=limit
+    )
+    now = time.time()
+    return {
+        "service_id": history.service_id if scope == "self" else "*",
+        "scope": scope,
+        **history.freshness(),
+        "incidents": [incident.as_dict(now) for incident in selected],
+    }
