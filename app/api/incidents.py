@@ -12,37 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from app.api.deps import RuntimeDep
-from app.history.incidents import Incident
+from app.history.incidents import select_incidents
 from app.units import parse_timestamp
 
 router = APIRouter(prefix="/api", tags=["history"])
 
 Scope = Literal["self", "all"]
-
-
-def select_incidents(
-    incidents: tuple[Incident, ...],
-    *,
-    state: str | None = None,
-    check: str | None = None,
-    since: float | None = None,
-    limit: int = 100,
-) -> list[Incident]:
-    """The incidents matching the filters, newest first (the order they are kept in)."""
-    selected = []
-    for incident in incidents:
-        if since is not None and incident.detected_at < since:
-            break  # newest first: the rest is older still
-        if state == "open" and incident.resolved_at is not None:
-            continue
-        if state == "resolved" and incident.resolved_at is None:
-            continue
-        if check is not None and incident.check != check and check not in incident.checks:
-            continue
-        selected.append(incident)
-        if len(selected) >= limit:
-            break
-    return selected
 
 
 @router.get("/incidents", summary="Incidents from the shared history, newest first")

@@ -138,11 +138,11 @@ class HistoryCache:
             await self.refresh()
             await asyncio.sleep(self.interval)
 
-    async def refresh(self) -> bool:
+    async def refresh(self, now: float | None = None) -> bool:
         """Read the store once and swap in new answers; False (answers kept, marked stale) when
-        the store could not be read.
+        the store could not be read. ``now`` fixes the end of every window (tests, reports).
         """
-        now = time.time()
+        now = time.time() if now is None else now
         try:
             rows = await self.store.history(datetime.fromtimestamp(now - LONGEST_WINDOW, UTC))
             points = await self.store.newest_recovery_points()

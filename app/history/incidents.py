@@ -198,3 +198,28 @@ def mark_failover(incidents: Iterable[Incident], timeline: Sequence[Segment], no
                 incident.failover = True
                 break
             index -= 1
+
+
+def select_incidents(
+    incidents: tuple[Incident, ...],
+    *,
+    state: str | None = None,
+    check: str | None = None,
+    since: float | None = None,
+    limit: int = 100,
+) -> list[Incident]:
+    """The incidents matching the filters, newest first (the order they are kept in)."""
+    selected = []
+    for incident in incidents:
+        if since is not None and incident.detected_at < since:
+            break  # newest first: the rest is older still
+        if state == "open" and incident.resolved_at is not None:
+            continue
+        if state == "resolved" and incident.resolved_at is None:
+            continue
+        if check is not None and incident.check != check and check not in incident.checks:
+            continue
+        selected.append(incident)
+        if len(selected) >= limit:
+            break
+    return selected
