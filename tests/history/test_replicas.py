@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from app.store.db import upgrade
+from tests.conftest import new_pg_database
 from tests.harness import running_app, settings_for
-from tests.history.conftest import new_pg_database
 from tests.servers import PostgresCluster, refused_port
 
 
