@@ -6,10 +6,11 @@ every replica gives the same answer about the past and a store outage only makes
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 
 from app.api.deps import RuntimeDep
 from app.history.incidents import select_incidents
@@ -28,7 +29,7 @@ async def list_incidents(
     since: Annotated[str | None, Query(max_length=64, description="RFC 3339 time")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     scope: Annotated[Scope, Query(description="self: this replica; all: every replica")] = "self",
-) -> dict[str, Any]:
+) -> Response:
     since_at = None
     if since is not None:
         moment = parse_timestamp(since)
@@ -43,9 +44,16 @@ async def list_incidents(
         view.incidents, state=state, check=check, since=since_at, limit=limit
     )
     now = time.time()
-    return {
-        "service_id": history.service_id if scope == "self" else "*",
-        "scope": scope,
-        **history.freshness(),
-        "incidents": [incident.as_dict(now) for incident in selected],
-    }
+    head = {"service_id": history.service_id if scope == "self" else "*", "scope": scope}
+    head.update(history.freshness())
+    # Rendered by hand: resolved incidents keep their JSON, so a request joins bytes instead of
+    # encoding a hundred dicts again.
+    body = b"".join(
+        (
+            json.dumps(head, separators=(",", ":")).encode()[:-1],
+            b',"incidents":[',
+            b",".join(incident.json(now) for incident in selected),
+            b"]}",
+        )
+    )
+    return Response(body, media_type="application/json")

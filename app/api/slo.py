@@ -3,9 +3,9 @@ detect, over 1, 7, 30 and 90 days; from the history cache (memory only)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import RuntimeDep
 from app.api.incidents import Scope
@@ -17,5 +17,5 @@ router = APIRouter(prefix="/api", tags=["history"])
 async def get_slo(
     runtime: RuntimeDep,
     scope: Annotated[Scope, Query(description="self: this replica; all: every replica")] = "self",
-) -> dict[str, Any]:
-    return runtime.history.slo(scope)
+) -> Response:
+    return Response(runtime.history.slo_json(scope), media_type="application/json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import defaultdict
@@ -118,6 +119,7 @@ class HistoryCache:
         self.stale = True  # nothing read yet
         self.last_error: str | None = None
         self.refresh_seconds = 0.0  # CPU time of the last refresh, for the benchmark
+        self._slo_json: dict[str, bytes] = {}  # per scope, rendered when the answers change
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -155,9 +157,15 @@ class HistoryCache:
                     extra={"error": error},
                 )
             self.stale, self.last_error = True, error
+            self._slo_json.clear()
             return False
         cpu = time.process_time()
-        views = compute(rows, self.service_id, self.spec, self.criticality, now)
+        # In a thread: the computation takes tens of milliseconds over 90 days of history, and
+        # the event loop must keep answering /health meanwhile (the GIL is handed over every
+        # few milliseconds, where a coroutine would hold the loop for the whole computation).
+        views = await asyncio.to_thread(
+            compute, rows, self.service_id, self.spec, self.criticality, now
+        )
         self.refresh_seconds = time.process_time() - cpu
         self.answers = HistoryAnswers(read_at=now, views=views, recovery_points=points)
         if self.drills is not None:
@@ -166,6 +174,7 @@ class HistoryCache:
         if self.stale and self.last_error is not None:
             log.warning("history reads from the state store recovered")
         self.stale, self.last_error = False, None
+        self._slo_json.clear()
         return True
 
     async def _drill_runs(self) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
@@ -197,6 +206,14 @@ class HistoryCache:
             **self.freshness(),
             **self.view(scope).slo,
         }
+
+    def slo_json(self, scope: str) -> bytes:
+        """``slo(scope)`` as JSON, rendered once per refresh."""
+        rendered = self._slo_json.get(scope)
+        if rendered is None:
+            rendered = json.dumps(self.slo(scope), separators=(",", ":")).encode()
+            self._slo_json[scope] = rendered
+        return rendered
 
     def metric_values(self) -> dict[str, Any]:
         """This replica's figures for /metrics."""

@@ -13,6 +13,7 @@ at the first failing run of the critical checks that failed it.
 from __future__ import annotations
 
 import hashlib
+import json
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class Incident:
     output: str
     failover: bool = False
     checks: list[str] = field(default_factory=list)
+    # The JSON of a resolved incident never changes: rendered once, on first use.
+    _json: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -46,6 +49,15 @@ class Incident:
 
     def duration(self, now: float) -> float:
         return (self.resolved_at if self.resolved_at is not None else now) - self.started_at
+
+    def json(self, now: float) -> bytes:
+        """``as_dict(now)`` as JSON bytes; kept for a resolved incident."""
+        if self._json is not None:
+            return self._json
+        rendered = json.dumps(self.as_dict(now), separators=(",", ":")).encode()
+        if self.resolved_at is not None:
+            self._json = rendered
+        return rendered
 
     def as_dict(self, now: float) -> dict[str, Any]:
         return {
