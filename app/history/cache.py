@@ -137,7 +137,12 @@ class HistoryCache:
 
     async def _loop(self) -> None:
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:
+                # A bug in computing the answers must not end the refreshes for good.
+                log.exception("history refresh failed; the last answers stay")
+                self.stale = True
             await asyncio.sleep(self.interval)
 
     async def refresh(self, now: float | None = None) -> bool:
