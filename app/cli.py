@@ -9,6 +9,7 @@
                                   what would failing over now cost; exit 0 ready, 1 ready with
                                   warnings, 2 not ready, 64 none configured
     drwatch drill run NAME        run a restore drill now; exit 0 pass, 1 fail, 3 running elsewhere
+    drwatch incidents [--json]    incidents from the shared history; exit 1 when the store is down
     drwatch config validate       validate the configuration; exit 2 when invalid
     drwatch db upgrade            apply the state store's migrations
 
@@ -101,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     drill_run.add_argument("name", help="the drill's name (drills: in the configuration)")
     drill_run.add_argument("--json", action="store_true", help="print the report as JSON")
     drill_run.set_defaults(handler=_drill_run)
+
+    incidents = commands.add_parser(
+        "incidents", help="list incidents from the state store's history, newest first"
+    )
+    incidents.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    incidents.add_argument("--state", choices=("open", "resolved"), help="only these")
+    incidents.add_argument("--check", help="only incidents of (or involving) this check")
+    incidents.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    incidents.add_argument(
+        "--all", action="store_true", help="every replica's view merged (default: this one)"
+    )
+    incidents.set_defaults(handler=_incidents)
 
     db = commands.add_parser("db", help="state store commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -210,6 +223,61 @@ class _Progress:
             self.stream.write("\n")
             self.stream.flush()
             self.pending = False
+
+
+def _incidents(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings)
+    return asyncio.run(_print_incidents(config, settings, args))
+
+
+async def _print_incidents(config: Config, settings: Settings, args: argparse.Namespace) -> int:
+    from app.history.incidents import select_incidents
+
+    runtime = Runtime.build(settings, config, serve=False)
+    try:
+        await runtime.migrate()
+        read = await runtime.history.refresh()
+    finally:
+        await runtime.stop()
+    if not read:
+        print(
+            f"drwatch incidents: cannot read the state store ({runtime.history.last_error}).",
+            file=sys.stderr,
+        )
+        return 1
+    scope = "all" if args.all else "self"
+    now = time.time()
+    selected = select_incidents(
+        runtime.history.view(scope).incidents,
+        state=args.state,
+        check=args.check,
+        limit=max(1, args.limit),
+    )
+    rows = [incident.as_dict(now) for incident in selected]
+    if args.json:
+        print(json.dumps({"scope": scope, "incidents": rows}, indent=2))
+        return 0
+    table = [("STARTED", "SCOPE", "CHECK", "STATE", "DURATION", "DETECTED AFTER", "FAILOVER")]
+    for row in rows:
+        table.append(
+            (
+                row["started_at"],
+                row["scope"],
+                row["check"] or "(service)",
+                row["state"],
+                format_duration(row["duration_seconds"]),
+                format_duration(row["time_to_detect_seconds"]),
+                "yes" if row["failover"] else "no",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for index, line in enumerate(table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        if index:
+            print(f"    {rows[index - 1]['output']}")
+    if not rows:
+        print("no incidents in the last 90 days")
+    return 0
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,7 +19,7 @@ import builtins
 import contextlib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -32,6 +32,7 @@ from app.checks.base import Check, CheckContext, Criticality, Params, collect_se
 from app.drills.spec import DrillSpec
 from app.drills.target import check_targets
 from app.errors import ConfigError
+from app.history.slo import SloSpec
 from app.interpolate import interpolate
 from app.quick_start import quick_start_document
 from app.settings import Settings
@@ -107,6 +108,7 @@ class _TopLevel(BaseModel):
     checks: list[dict[str, Any]] = Field(default_factory=list)
     drills: list[dict[str, Any]] = Field(default_factory=list)
     dr_readiness: dict[str, Any] | None = None
+    slo: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class Config:
     source: str = "configuration"
     drills: tuple[DrillSpec, ...] = ()
     dr_readiness: ReadinessSpec | None = None
+    slo: SloSpec = field(default_factory=SloSpec)
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -126,6 +129,8 @@ class Config:
             tuple(c for c in self.checks if c.name in wanted),
             self.source,
             tuple(d for d in self.drills if d.source in wanted),
+            self.dr_readiness,
+            self.slo,
         )
 
     def readiness_checks(self) -> list[CheckConfig]:
@@ -193,10 +198,15 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
             checks.append(check)
     drills = _parse_drills(top.get("drills", []), checks, errors)
     readiness = _parse_readiness(top.get("dr_readiness"), checks, drills, errors)
+    slo, _ = _validate(SloSpec, top.get("slo") or {}, "slo", errors)
     if errors:
         raise ConfigError(errors, source)
     config = Config(
-        checks=tuple(checks), source=source, drills=tuple(drills), dr_readiness=readiness
+        checks=tuple(checks),
+        source=source,
+        drills=tuple(drills),
+        dr_readiness=readiness,
+        slo=slo or SloSpec(),
     )
     for check in config.checks:
         redact.register(collect_secrets(check.params))

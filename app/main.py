@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import backups, checks, drills, health, metrics, readiness
+from app.api import backups, checks, drills, health, incidents, metrics, readiness, slo
 from app.api.fastpath import HealthFastPath
 from app.config import Config
 from app.errors import StoreUnavailable
@@ -43,6 +43,8 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
     app.include_router(drills.router)
     app.include_router(backups.router)
     app.include_router(readiness.router)
+    app.include_router(incidents.router)
+    app.include_router(slo.router)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,7 +22,7 @@ from app.units import parse_timestamp
 
 if TYPE_CHECKING:
     from app.scheduler import Scheduler
-    from app.store.repository import StoreWriter
+    from app.store.writer import StoreWriter
 
 
 @dataclass
@@ -36,6 +36,8 @@ class MetricSources:
     drills: Callable[[], list[dict[str, Any]]] | None = None
     # The /api/dr-readiness answer, or None when no standby prerequisite is configured.
     readiness: Callable[[], dict[str, Any] | None] | None = None
+    # HistoryCache.metric_values: SLO figures, open incidents, recovery points.
+    history: Callable[[], dict[str, Any]] | None = None
 
 
 # A gauge exported only beside another one of the same check: an objective is exported with the
@@ -242,6 +244,7 @@ class SnapshotCollector(Collector):
         yield from (backup_last, backup_age, backup_rpo, backup_size, backup_verified)
         yield from self._drills(now)
         yield from self._readiness()
+        yield from self._history()
 
         health = GaugeMetricFamily(
             "drwatch_health_status", "Overall verdict of /health: 0 fail, 1 warn, 2 pass."
@@ -363,6 +366,49 @@ class SnapshotCollector(Collector):
         )
         recovery.add_metric([], float(cost["expected_recovery_seconds"]))
         yield recovery
+
+    def _history(self) -> Iterator[Metric]:
+        if self.sources.history is None:
+            return
+        values = self.sources.history()
+        # Labels: window (1d|7d|30d|90d).
+        availability = GaugeMetricFamily(
+            "drwatch_slo_availability_ratio",
+            "Share of measured time with verdict pass or warn (no-data time excluded).",
+            labels=["window"],
+            unit="ratio",
+        )
+        # Labels: window (1d|7d|30d|90d).
+        budget = GaugeMetricFamily(
+            "drwatch_slo_error_budget_remaining_ratio",
+            "Share of the window's error budget left (negative when overspent).",
+            labels=["window"],
+            unit="ratio",
+        )
+        for window, ratio in values["availability"].items():
+            if ratio is not None:
+                availability.add_metric([window], float(ratio))
+        for window, ratio in values["budget_remaining"].items():
+            if ratio is not None:
+                budget.add_metric([window], float(ratio))
+        yield from (availability, budget)
+        if values["incidents_open"] is not None:
+            open_incidents = GaugeMetricFamily(
+                "drwatch_incidents_open",
+                "Open incidents (service and check) of this drwatch, from the shared history.",
+            )
+            open_incidents.add_metric([], float(values["incidents_open"]))
+            yield open_incidents
+        # Labels: source.
+        recovery_point = GaugeMetricFamily(
+            "drwatch_recovery_point_timestamp_seconds",
+            "Time of the newest backup of the source that any replica has seen.",
+            labels=["source"],
+            unit="seconds",
+        )
+        for source, moment in values["recovery_points"].items():
+            recovery_point.add_metric([source], float(moment))
+        yield recovery_point
 
 
 def build_registry(sources: MetricSources) -> CollectorRegistry:

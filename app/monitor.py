@@ -10,6 +10,12 @@ The verdict: the worst effective status over critical checks; a failing or warni
 lowers it to ``warn`` at most; info checks never change it. A critical check with no result yet
 counts as failing.
 
+What happened goes out through sinks (the runtime writes them to the state store): a
+:class:`Transition` on every effective state change of a check (to ``fail``: with the time of the
+first failing run of the streak, so time to detect is measured), a :class:`VerdictTransition` on
+every change of the verdict (the first once the first round of critical checks is in), and a
+:class:`RecoveryPoint` whenever a backup source reports a backup it had not reported before.
+
 After every result the monitor swaps in a new :class:`Snapshot` (one attribute assignment, so a
 reader sees either the old or the new one, never a mix). Keeping the verdict costs O(1) per result:
 the monitor counts checks per (criticality, effective status) instead of rescanning them.
@@ -28,8 +34,8 @@ from typing import Any
 
 from app.checks.base import Result, Status
 from app.config import CheckConfig
-from app.store.repository import Transition
-from app.units import format_duration, rfc3339
+from app.store.repository import RecoveryPoint, Transition, VerdictTransition
+from app.units import format_duration, parse_timestamp, rfc3339
 
 log = logging.getLogger("drwatch.monitor")
 
@@ -47,6 +53,7 @@ class CheckState:
     consecutive_ok: int = 0
     consecutive_fail: int = 0
     since: datetime | None = None  # when the effective status last changed
+    failing_since: datetime | None = None  # the first failing run of the current failing streak
     stale: bool = False
     runs: Mapping[str, int] = field(default_factory=lambda: {"pass": 0, "warn": 0, "fail": 0})
 
@@ -138,6 +145,8 @@ class Snapshot:
 
 
 TransitionSink = Callable[[Transition], None]
+VerdictSink = Callable[[VerdictTransition], None]
+RecoveryPointSink = Callable[[RecoveryPoint], None]
 
 
 class Monitor:
@@ -150,11 +159,17 @@ class Monitor:
         service_id: str = "drwatch",
         version: str = "0",
         on_transition: TransitionSink | None = None,
+        on_verdict: VerdictSink | None = None,
+        on_recovery_point: RecoveryPointSink | None = None,
     ) -> None:
         self._states: dict[str, CheckState] = {c.name: CheckState(config=c) for c in configs}
         self._service_id = service_id
         self._version = version
         self._on_transition = on_transition
+        self._on_verdict = on_verdict
+        self._on_recovery_point = on_recovery_point
+        # The last verdict sent to on_verdict; None until the first round of critical checks.
+        self._verdict_sent: Status | None = None
         self._started = time.time()
         # (criticality, verdict status) -> number of checks; keeps the verdict O(1) per result.
         self._counts: Counter[tuple[str, Status]] = Counter(
@@ -170,7 +185,7 @@ class Monitor:
         self._next_stale_at = self._started + STALE_FACTOR * min(
             (s.config.interval for s in self._states.values()), default=float("inf")
         )
-        self._snapshot = self._build_snapshot()
+        self._snapshot = self._build_snapshot(datetime.fromtimestamp(self._started, UTC))
 
     @property
     def snapshot(self) -> Snapshot:
@@ -186,6 +201,8 @@ class Monitor:
         """Feed one result into the state machine of check ``name`` and publish a snapshot."""
         old = self._states[name]
         new = advance(old, result)
+        if self._on_recovery_point is not None and new.config.check_class.is_backup_source:
+            self._note_recovery_point(old, new)
         deadline = result.time.timestamp() + STALE_FACTOR * new.config.interval
         self._next_stale_at = min(self._next_stale_at, deadline)
         self._replace(old, new, result.time)
@@ -208,7 +225,7 @@ class Monitor:
                 changed = True
         self._next_stale_at = next_stale_at
         if changed:
-            self._snapshot = self._build_snapshot()
+            self._snapshot = self._build_snapshot(datetime.fromtimestamp(now, UTC))
 
     def _replace(
         self, old: CheckState, new: CheckState, at: datetime, *, publish: bool = True
@@ -223,7 +240,7 @@ class Monitor:
             self._pending_critical -= 1
         self._states[new.name] = new
         if publish:
-            self._snapshot = self._build_snapshot()
+            self._snapshot = self._build_snapshot(at)
 
     def _emit(self, old: CheckState, new: CheckState, at: datetime) -> None:
         before = old.effective.value if old.effective else None
@@ -241,7 +258,36 @@ class Monitor:
             },
         )
         if self._on_transition is not None:
-            self._on_transition(Transition(new.name, before, after, at, new.output))
+            # Stale, or failing from the first result: the failure is first seen now.
+            first_failure = (new.failing_since or at) if new.effective is Status.FAIL else None
+            self._on_transition(
+                Transition(new.name, before, after, at, new.output, first_failure_at=first_failure)
+            )
+
+    def _note_recovery_point(self, old: CheckState, new: CheckState) -> None:
+        details = new.last_result.details if new.last_result else {}
+        backup_at = parse_timestamp(details.get("last_backup_at"))
+        if backup_at is None or new.last_result is None:
+            return
+        previous = old.last_result.details if old.last_result else {}
+        if old.last_result is not None and parse_timestamp(previous.get("last_backup_at")) == (
+            backup_at
+        ):
+            return
+        size = details.get("size_bytes")
+        verified = details.get("verified")
+        location = details.get("location")
+        assert self._on_recovery_point is not None
+        self._on_recovery_point(
+            RecoveryPoint(
+                source=new.name,
+                backup_at=backup_at,
+                first_seen_at=new.last_result.time,
+                size_bytes=int(size) if isinstance(size, int | float) else None,
+                verified=verified if isinstance(verified, bool) else None,
+                location=str(location) if location else None,
+            )
+        )
 
     def verdict(self) -> Status:
         critical = [
@@ -256,11 +302,19 @@ class Monitor:
             worst = Status.worst(worst, Status.WARN)
         return worst
 
-    def _build_snapshot(self) -> Snapshot:
+    def _build_snapshot(self, at: datetime) -> Snapshot:
+        status = self.verdict()
+        ready = self._pending_critical == 0
+        if ready and status is not self._verdict_sent:
+            before, self._verdict_sent = self._verdict_sent, status
+            if self._on_verdict is not None:
+                self._on_verdict(
+                    VerdictTransition(before.value if before else None, status.value, at)
+                )
         return Snapshot(
             checks=MappingProxyType(dict(self._states)),
-            status=self.verdict(),
-            ready=self._pending_critical == 0,
+            status=status,
+            ready=ready,
             generated_at=datetime.now(UTC),
             service_id=self._service_id,
             version=self._version,
@@ -274,6 +328,7 @@ def advance(state: CheckState, result: Result) -> CheckState:
     failing = result.status is Status.FAIL
     consecutive_fail = state.consecutive_fail + 1 if failing else 0
     consecutive_ok = 0 if failing else state.consecutive_ok + 1
+    failing_since = (state.failing_since or result.time) if failing else None
     config = state.config
     status: Status | None
     if state.status is None:
@@ -290,6 +345,7 @@ def advance(state: CheckState, result: Result) -> CheckState:
         last_result=result,
         consecutive_ok=consecutive_ok,
         consecutive_fail=consecutive_fail,
+        failing_since=failing_since,
         stale=False,
         runs=runs,
     )

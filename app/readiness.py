@@ -56,14 +56,11 @@ class _DataLoss:
 
 
 def drill_runs(service: DrillService) -> dict[str, DrillRuns]:
-    """Each drill's history as this process knows it (its own runs, else the store's)."""
+    """Each drill's history as the shared history knows it (whichever replica ran it)."""
     found = {}
     for summary in service.summaries():
         name = summary["name"]
-        report = service.last_reports.get(name)
-        success: Mapping[str, Any] | None = service.stored_successes.get(name)
-        if report is not None and report.passed:
-            success = report.as_dict()
+        success: Mapping[str, Any] | None = service.last_successes.get(name)
         found[name] = DrillRuns(summary["rto_seconds"], summary.get("last_run"), success)
     return found
 

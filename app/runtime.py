@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
@@ -17,15 +20,27 @@ from app.checks._shared import SharedResources
 from app.checks.base import Check, CheckContext
 from app.config import Config
 from app.drills.service import DrillService, backup_from_results
+from app.history.cache import HistoryCache
+from app.history.timeline import COVERAGE_EXTEND_INTERVAL
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
 from app.readiness import dr_readiness, drill_runs
 from app.scheduler import Scheduler, add_cron_job
 from app.settings import Settings
 from app.store.db import upgrade
-from app.store.repository import Store, StoreWriter, Transition
+from app.store.repository import (
+    CoverageSpan,
+    RecoveryPoint,
+    Store,
+    Transition,
+    VerdictTransition,
+)
+from app.store.writer import StoreWriter
 
 log = logging.getLogger("drwatch")
+
+RETENTION_INTERVAL = 3600.0
+RETENTION_LEASE = "retention"
 
 
 def drwatch_version() -> str:
@@ -48,7 +63,11 @@ class Runtime:
     version: str
     drills: DrillService
     resources: SharedResources
+    history: HistoryCache
+    serve: bool = True
     started_at: float = field(default_factory=time.time)
+    # This process's coverage span: created at start, extended every minute, closed at stop.
+    coverage_span: CoverageSpan | None = None
     # Work started on behalf of a request (a heartbeat ping evaluates its check at once), kept
     # so stop() can cancel what is still running instead of leaving it to a closed loop.
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -68,11 +87,20 @@ class Runtime:
         def on_transition(transition: Transition) -> None:
             writer.submit("transition", lambda: store.record_transitions([transition]))
 
+        def on_verdict(verdict: VerdictTransition) -> None:
+            writer.submit("verdict", lambda: store.record_verdict_transitions([verdict]))
+
+        def on_recovery_point(point: RecoveryPoint) -> None:
+            writer.submit("recovery point", lambda: store.record_recovery_point(point))
+
+        # The one-shot commands record no history: they are not the service probing.
         monitor = Monitor(
             config.checks,
             service_id=settings.service_id,
             version=version,
             on_transition=on_transition if serve else None,
+            on_verdict=on_verdict if serve else None,
+            on_recovery_point=on_recovery_point if serve else None,
         )
         scheduler = Scheduler(monitor, checks.values(), {c.name: c.interval for c in config.checks})
 
@@ -80,22 +108,38 @@ class Runtime:
             state = monitor.snapshot.checks.get(name)
             return state.last_result.details if state and state.last_result else None
 
+        async def ensure_source(name: str) -> None:
+            # A drill started before its source's first run (right after start-up) runs the
+            # source check itself instead of failing for want of a backup.
+            state = monitor.snapshot.checks.get(name)
+            if state is not None and state.last_result is None:
+                await scheduler.run_now(name)
+
         drills = DrillService(
             config.drills,
             store,
             settings.service_id,
             backup_from_results(last_details),
+            ensure_source=ensure_source,
             pg_bin=settings.pg_bin,
         )
         for spec in config.drills if serve else ():
 
             def add(sched: Any, name: str = spec.name, crontab: str = spec.schedule) -> None:
-                async def run() -> None:
-                    await drills.run(name)
+                async def run(slot: datetime) -> None:
+                    await drills.run(name, slot=slot)
 
                 add_cron_job(sched, f"drill:{name}", crontab, run)
 
             scheduler.extra_jobs.append(add)
+        criticality = {c.name: c.criticality for c in config.checks}
+        history = HistoryCache(
+            store,
+            config.slo,
+            criticality=criticality.get,
+            drills=drills,
+            interval=settings.history_refresh,
+        )
         return cls(
             settings=settings,
             config=config,
@@ -112,11 +156,14 @@ class Runtime:
                     store_writer=writer,
                     drills=drills.metric_rows,
                     readiness=lambda: dr_readiness(monitor.snapshot, config, drill_runs(drills)),
+                    history=history.metric_values,
                 )
             ),
             version=version,
             drills=drills,
             resources=resources,
+            history=history,
+            serve=serve,
         )
 
     async def migrate(self) -> None:
@@ -136,7 +183,14 @@ class Runtime:
     async def start(self, *, run_scheduler: bool = True) -> None:
         await self.migrate()
         self.writer.start()
-        await self.drills.load_history()
+        if self.serve:
+            now = datetime.now(UTC)
+            self.coverage_span = CoverageSpan(
+                uuid.uuid4().hex, self.settings.service_id, now, now, closed=False
+            )
+            self._extend_coverage()
+            self.history.start()
+            self.scheduler.extra_jobs.append(self._add_history_jobs)
         if run_scheduler:
             self.scheduler.start()
         log.info(
@@ -167,12 +221,74 @@ class Runtime:
         task.add_done_callback(self.background.discard)
         return task
 
+    def _extend_coverage(self, *, closed: bool = False) -> None:
+        """Move this process's coverage span to now (a write queued like every other)."""
+        if self.coverage_span is None:
+            return
+        span = CoverageSpan(
+            self.coverage_span.span_id,
+            self.coverage_span.service_id,
+            self.coverage_span.started_at,
+            datetime.now(UTC),
+            closed=closed,
+        )
+        self.writer.submit("coverage", lambda: self.store.extend_coverage(span))
+
+    def _add_history_jobs(self, scheduler: Any) -> None:
+        """Coverage and retention run on the scheduler: coverage says "drwatch was probing",
+        so it must stop being extended when the scheduler stops."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        async def extend() -> None:
+            self._extend_coverage()
+
+        scheduler.add_job(
+            extend,
+            IntervalTrigger(seconds=COVERAGE_EXTEND_INTERVAL, timezone=UTC),
+            id="__drwatch_coverage__",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            self.trim_history,
+            IntervalTrigger(seconds=RETENTION_INTERVAL, timezone=UTC),
+            id="__drwatch_retention__",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC) + timedelta(minutes=5),
+        )
+
+    async def trim_history(self) -> int:
+        """Delete history past the retention, on one replica at a time (under a lease)."""
+        owner = self.settings.service_id
+        try:
+            if not await self.store.try_acquire_lease(RETENTION_LEASE, owner, 600):
+                return 0
+            try:
+                before = datetime.now(UTC) - timedelta(seconds=self.settings.retention)
+                deleted = await self.store.trim_history(before)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.store.release_lease(RETENTION_LEASE, owner)
+        except Exception as exc:
+            log.warning(
+                "history retention could not run; it retries in an hour",
+                extra={"error": f"{type(exc).__name__}"},
+            )
+            return 0
+        if deleted:
+            log.info("history past the retention deleted", extra={"rows": deleted})
+        return deleted
+
     async def stop(self) -> None:
         for task in list(self.background):
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         await self.drills.stop()
         await self.scheduler.stop()
+        await self.history.stop()
+        # A clean shutdown closes the span: the time until the next start is no data.
+        self._extend_coverage(closed=True)
         await self.resources.close()
         await self.writer.stop()
         await self.store.dispose()

@@ -172,13 +172,33 @@ class Scheduler:
 
 
 def add_cron_job(
-    scheduler: AsyncIOScheduler, job_id: str, crontab: str, func: Callable[[], Awaitable[None]]
+    scheduler: AsyncIOScheduler,
+    job_id: str,
+    crontab: str,
+    func: Callable[[datetime], Awaitable[None]],
 ) -> None:
-    """A cron-scheduled singleton job (restore drills)."""
+    """A cron-scheduled singleton job (restore drills). ``func`` gets the slot it runs for: the
+    scheduled fire time, not the time it started, so replicas that run late (a paused process,
+    a busy loop) still name the same slot and can claim it exactly once.
+    """
     from apscheduler.triggers.cron import CronTrigger
 
+    slots: deque[datetime] = deque()
+
+    def note_slot(event: JobSubmissionEvent) -> None:
+        # Submission events fire in the scheduler's loop before the job's coroutine starts.
+        if event.job_id == job_id and event.scheduled_run_times:
+            slots.append(event.scheduled_run_times[-1])
+
+    async def run() -> None:
+        # Cron fires on whole minutes: without a submission event (the job called directly),
+        # the current minute is the slot.
+        slot = slots.popleft() if slots else datetime.now(UTC).replace(second=0, microsecond=0)
+        await func(slot)
+
+    scheduler.add_listener(note_slot, EVENT_JOB_SUBMITTED)
     scheduler.add_job(
-        func,
+        run,
         CronTrigger.from_crontab(crontab, timezone=UTC),
         id=job_id,
         name=job_id,

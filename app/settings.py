@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         None, description="Run migrations at start-up; default: yes for SQLite, no for PostgreSQL."
     )
     store_retry_max: Duration = Field(60.0, description="Longest wait between store write retries.")
+    retention: Duration = Field(
+        400 * 86400.0, description="How long history (transitions, coverage, drill runs) is kept."
+    )
+    history_refresh: Duration = Field(
+        15.0,
+        gt=0,
+        le=30,
+        description="How often every replica reads the shared history from the state store.",
+    )
     pg_bin: Path | None = Field(
         None,
         description=(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from app.store.db import upgrade
 from tests.servers import PostgresCluster, RedisServer
 
 
@@ -23,3 +27,34 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer.create()
     yield server
     server.destroy()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def history_pg() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server holding drwatch's own state (not a monitored one)."""
+    cluster = PostgresCluster.create(name="history-state")
+    yield cluster
+    cluster.destroy()
+
+
+def new_pg_database(cluster: PostgresCluster) -> str:
+    """The URL of a new, empty state-store database on ``cluster``."""
+    name = f"history_{next(_databases)}"
+    cluster.psql(f"CREATE DATABASE {name}")
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def state_url(
+    request: pytest.FixtureRequest, tmp_path: Path, history_pg: PostgresCluster
+) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated state store of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/state.db"
+    else:
+        url = new_pg_database(history_pg)
+    await asyncio.to_thread(upgrade, url)
+    yield url

@@ -89,6 +89,10 @@ FAMILIES = {
     "drwatch_dr_ready",
     "drwatch_dr_expected_data_loss_seconds",
     "drwatch_dr_expected_recovery_seconds",
+    "drwatch_slo_availability_ratio",
+    "drwatch_slo_error_budget_remaining_ratio",
+    "drwatch_incidents_open",
+    "drwatch_recovery_point_timestamp_seconds",
 }
 
 
@@ -103,6 +107,7 @@ class Scrape:
     drill_started_at: float
     tls_not_after: dt.datetime
     dump_size: int
+    dump_taken: float
     overruns: dict[str, int]
     runs: dict[str, dict[str, int]]
     criticality: dict[str, str]
@@ -267,6 +272,8 @@ async def scrape(
         drill_started_at = time.time()
         await _run_drill(running)
         await running.runtime.writer.flush()
+        # The history families come from the history cache: read what was just written.
+        assert await running.runtime.history.refresh()
         monitor = running.runtime.monitor
         await running.wait_until(
             lambda: all(s.effective is not None for s in monitor.snapshot.checks.values()), 30
@@ -303,6 +310,7 @@ async def scrape(
         drill_started_at=drill_started_at,
         tls_not_after=leaf.not_after,
         dump_size=next(dump_dir.iterdir()).stat().st_size,
+        dump_taken=next(dump_dir.iterdir()).stat().st_mtime,
         overruns=overruns,
         runs=runs,
         criticality=criticality,
@@ -316,6 +324,16 @@ def test_every_family_is_exported(scrape: Scrape) -> None:
     assert exported == FAMILIES
     for name in FAMILIES:
         assert scrape.samples[name], f"{name} has no samples"
+
+
+def test_history_families(scrape: Scrape) -> None:
+    """SLO ratios per window, open incidents and the newest recovery point, from the store."""
+    for window in ("1d", "7d", "30d", "90d"):
+        assert scrape.value("drwatch_slo_availability_ratio", window=window) == 1.0
+        assert scrape.value("drwatch_slo_error_budget_remaining_ratio", window=window) == 1.0
+    assert scrape.value("drwatch_incidents_open") == 0.0
+    point = scrape.value("drwatch_recovery_point_timestamp_seconds", source="dumps")
+    assert abs(point - scrape.dump_taken) < 1
 
 
 def test_check_families(scrape: Scrape) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from app.checks.base import Result, Status
 from app.config import CheckConfig, parse_config
 from app.monitor import Monitor
-from app.store.repository import Transition
+from app.store.repository import RecoveryPoint, Transition, VerdictTransition
 
 
 def _configs(*specs: tuple[str, str]) -> list[CheckConfig]:
@@ -155,3 +155,59 @@ def test_snapshots_are_immutable_and_swapped_whole() -> None:
     assert before.checks["db"].effective is Status.PASS
     assert monitor.snapshot.status is Status.FAIL
     assert monitor.snapshot is not before
+
+
+def test_a_transition_to_fail_carries_the_first_failing_run_of_its_streak() -> None:
+    """fall=3 at 10 s: failing from t=100, detected at t=120; time to detect is measured."""
+    sent: list[Transition] = []
+    monitor = Monitor(_configs(("db", "critical")), on_transition=sent.append)
+    monitor.record("db", _result(Status.PASS, 90.0))
+    monitor.record("db", _result(Status.FAIL, 95.0))
+    monitor.record("db", _result(Status.PASS, 97.0))  # an interrupted streak starts again
+    for moment in (100.0, 110.0, 120.0):
+        monitor.record("db", _result(Status.FAIL, moment))
+    to_fail = sent[-1]
+    assert (to_fail.to_status, to_fail.at.timestamp()) == ("fail", 120.0)
+    assert to_fail.first_failure_at is not None
+    assert to_fail.first_failure_at.timestamp() == 100.0
+    monitor.record("db", _result(Status.PASS, 130.0))
+    monitor.record("db", _result(Status.PASS, 140.0))
+    assert (sent[-1].to_status, sent[-1].first_failure_at) == ("pass", None)
+
+
+def test_the_verdict_is_sent_once_ready_and_on_every_change() -> None:
+    """No verdict before the first round of critical checks; then each change, once."""
+    sent: list[VerdictTransition] = []
+    monitor = Monitor(_configs(("db", "critical"), ("ai", "degraded")), on_verdict=sent.append)
+    monitor.record("ai", _result(Status.PASS, 10.0))
+    assert sent == []
+    monitor.record("db", _result(Status.PASS, 11.0))
+    for moment in (20.0, 30.0, 40.0):
+        monitor.record("db", _result(Status.FAIL, moment))
+    monitor.record("db", _result(Status.FAIL, 50.0))
+    assert [(v.from_status, v.to_status, v.at.timestamp()) for v in sent] == [
+        (None, "pass", 11.0),
+        ("pass", "fail", 40.0),
+    ]
+
+
+def test_a_backup_source_reports_each_new_backup_once() -> None:
+    """A recovery point when a backup source first reports a backup, not on every run."""
+    config = parse_config(
+        {"checks": [{"name": "dumps", "type": "backup_files", "params": {"path": "/b"}}]}
+    ).checks
+    points: list[RecoveryPoint] = []
+    monitor = Monitor(config, on_recovery_point=points.append)
+    for backup_at, moment in (("2026-11-27T03:00:00Z", 1.0), ("2026-11-27T03:00:00Z", 2.0)):
+        details = {"last_backup_at": backup_at, "size_bytes": 2048, "verified": True}
+        monitor.record("dumps", Result(Status.PASS, "ok", time=_at(moment), details=details))
+    details = {"last_backup_at": "2026-11-28T03:00:00Z", "location": "/b/backup_28.dump"}
+    monitor.record("dumps", Result(Status.PASS, "ok", time=_at(3.0), details=details))
+    assert [(p.backup_at.day, p.size_bytes, p.verified, p.location) for p in points] == [
+        (27, 2048, True, None),
+        (28, None, None, "/b/backup_28.dump"),
+    ]
+
+
+def _at(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, UTC)

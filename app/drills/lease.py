@@ -36,6 +36,10 @@ class DrillStore(Protocol):
         self, run_id: str, drill: str, started_at: datetime, owner: str
     ) -> None: ...
 
+    async def claim_drill_slot(
+        self, run_id: str, drill: str, slot: datetime, started_at: datetime, owner: str
+    ) -> bool: ...
+
     async def finish_drill_run(self, run_id: str, report: dict[str, Any]) -> None: ...
 
     async def last_drill_run(

@@ -1,32 +1,37 @@
 """Every query of the state store lives here; the rest of drwatch calls these named methods.
 
-The store is a convenience for history (transitions, heartbeat events, drill runs) and the
-coordination of replicas (leases). Probing and ``/health`` never wait for it: the service writes
-transitions through :class:`StoreWriter`, which retries in the background while the store is down.
+The store is the shared memory of what happened (transitions of checks and of the verdict,
+coverage, recovery points, heartbeat events, drill runs) and the coordination of replicas (leases,
+drill slots). Probing and ``/health`` never wait for it: the service writes through
+:class:`StoreWriter`, which retries in the background while the store is down, and reads history
+through one background refresh (:mod:`app.history.cache`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import redact
 from app.store.db import create_engine
-from app.store.tables import check_transitions, drill_runs, heartbeat_events, leases
+from app.store.tables import (
+    check_transitions,
+    coverage,
+    drill_runs,
+    heartbeat_events,
+    leases,
+    recovery_points,
+    verdict_transitions,
+)
+from app.store.writer import StoreWriter as StoreWriter  # the writer's old home
 from app.units import parse_timestamp
-
-log = logging.getLogger("drwatch.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,55 @@ class Transition:
     to_status: str
     at: datetime
     output: str
+    first_failure_at: datetime | None = None  # to a fail: the first failing run of the streak
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictTransition:
+    """A change of the overall verdict of one replica (``from_status`` None: the first verdict
+    once the first round of critical checks is in)."""
+
+    from_status: str | None
+    to_status: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryPoint:
+    """A distinct backup a backup source has seen."""
+
+    source: str
+    backup_at: datetime
+    first_seen_at: datetime
+    size_bytes: int | None = None
+    verified: bool | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageSpan:
+    """A span during which one replica ran and probed; ``closed`` after a clean shutdown."""
+
+    span_id: str
+    service_id: str
+    started_at: datetime
+    ended_at: datetime
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRows:
+    """What the history answers are computed from: rows since a moment, plus the last transition
+    before it of every check and replica (the state each was in when the window opened).
+
+    ``check_transitions`` rows: (service_id, check_name, from_status, to_status, at,
+    first_failure_at, output); ``verdict_transitions`` rows: (service_id, from_status, to_status,
+    at). Both in time order.
+    """
+
+    check_transitions: list[tuple[str, str, str | None, str, datetime, datetime | None, str]]
+    verdict_transitions: list[tuple[str, str | None, str, datetime]]
+    coverage: list[CoverageSpan]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +143,164 @@ class Store:
                 "at": t.at,
                 "output": t.output,
                 "service_id": self.service_id,
+                "first_failure_at": t.first_failure_at,
             }
             for t in transitions
         ]
         async with self.engine.begin() as conn:
             await conn.execute(insert(check_transitions), rows)
+
+    async def record_verdict_transitions(self, transitions: Sequence[VerdictTransition]) -> None:
+        if not transitions:
+            return
+        rows = [
+            {
+                "service_id": self.service_id,
+                "from_status": t.from_status,
+                "to_status": t.to_status,
+                "at": t.at,
+            }
+            for t in transitions
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(verdict_transitions), rows)
+
+    # -- coverage, recovery points
+
+    def _insert(self, table: Table) -> Any:
+        """INSERT with ON CONFLICT support for the store's dialect."""
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    async def extend_coverage(self, span: CoverageSpan) -> None:
+        """Create the span or move its end (idempotent, so a retried write does no harm)."""
+        statement = self._insert(coverage).values(
+            span_id=span.span_id,
+            service_id=span.service_id,
+            started_at=span.started_at,
+            ended_at=span.ended_at,
+            closed=span.closed,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["span_id"],
+            set_={"ended_at": statement.excluded.ended_at, "closed": statement.excluded.closed},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def record_recovery_point(self, point: RecoveryPoint) -> None:
+        """Keep the first sighting of a backup: a later replica seeing it again changes nothing."""
+        statement = (
+            self._insert(recovery_points)
+            .values(
+                source=point.source,
+                backup_at=point.backup_at,
+                size_bytes=point.size_bytes,
+                verified=point.verified,
+                location=point.location,
+                first_seen_at=point.first_seen_at,
+                service_id=self.service_id,
+            )
+            .on_conflict_do_nothing(index_elements=["source", "backup_at"])
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def newest_recovery_points(self) -> dict[str, RecoveryPoint]:
+        """Per source, the newest backup that did not fail verification."""
+        usable = recovery_points.c.verified.is_(None) | recovery_points.c.verified.is_(True)
+        newest = (
+            select(recovery_points.c.source, func.max(recovery_points.c.backup_at).label("at"))
+            .where(usable)
+            .group_by(recovery_points.c.source)
+            .subquery()
+        )
+        query = select(recovery_points).join(
+            newest,
+            (recovery_points.c.source == newest.c.source)
+            & (recovery_points.c.backup_at == newest.c.at),
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            row.source: RecoveryPoint(
+                source=row.source,
+                backup_at=row.backup_at,
+                first_seen_at=row.first_seen_at,
+                size_bytes=row.size_bytes,
+                verified=row.verified,
+                location=row.location,
+            )
+            for row in rows
+        }
+
+    # -- history
+
+    async def history(self, since: datetime) -> HistoryRows:
+        """The rows the incident and SLO answers need for the time since ``since``."""
+        ct = check_transitions
+        vt = verdict_transitions
+        # The last row before the window per check and replica: ids grow in the order one
+        # replica's writer inserts them, which is the order of its own transitions.
+        before_check = (
+            select(func.max(ct.c.id))
+            .where(ct.c.at < since)
+            .group_by(ct.c.service_id, ct.c.check_name)
+        )
+        before_verdict = select(func.max(vt.c.id)).where(vt.c.at < since).group_by(vt.c.service_id)
+        check_columns = (
+            ct.c.service_id,
+            ct.c.check_name,
+            ct.c.from_status,
+            ct.c.to_status,
+            ct.c.at,
+            ct.c.first_failure_at,
+            ct.c.output,
+        )
+        verdict_columns = (vt.c.service_id, vt.c.from_status, vt.c.to_status, vt.c.at)
+        async with self.engine.connect() as conn:
+            checks = await _all(
+                conn,
+                select(*check_columns)
+                .where((ct.c.at >= since) | ct.c.id.in_(before_check))
+                .order_by(ct.c.at, ct.c.id),
+            )
+            verdicts = await _all(
+                conn,
+                select(*verdict_columns)
+                .where((vt.c.at >= since) | vt.c.id.in_(before_verdict))
+                .order_by(vt.c.at, vt.c.id),
+            )
+            spans = await _all(
+                conn,
+                select(coverage)
+                .where(coverage.c.ended_at >= since)
+                .order_by(coverage.c.started_at),
+            )
+        return HistoryRows(
+            check_transitions=[tuple(row) for row in checks],
+            verdict_transitions=[tuple(row) for row in verdicts],
+            coverage=[
+                CoverageSpan(r.span_id, r.service_id, r.started_at, r.ended_at, bool(r.closed))
+                for r in spans
+            ],
+        )
+
+    async def trim_history(self, before: datetime) -> int:
+        """Delete history older than ``before`` (the retention); the number of rows deleted."""
+        deleted = 0
+        async with self.engine.begin() as conn:
+            for statement in (
+                delete(check_transitions).where(check_transitions.c.at < before),
+                delete(verdict_transitions).where(verdict_transitions.c.at < before),
+                delete(coverage).where(coverage.c.ended_at < before),
+                delete(recovery_points).where(recovery_points.c.first_seen_at < before),
+                delete(heartbeat_events).where(heartbeat_events.c.at < before),
+                delete(drill_runs).where(
+                    drill_runs.c.started_at < before, drill_runs.c.status != "running"
+                ),
+            ):
+                deleted += (await conn.execute(statement)).rowcount or 0
+        return deleted
 
     async def transitions(
         self, check_name: str | None = None, *, limit: int = 100
@@ -222,6 +429,26 @@ class Store:
                 )
             )
 
+    async def claim_drill_slot(
+        self, run_id: str, drill: str, slot: datetime, started_at: datetime, owner: str
+    ) -> bool:
+        """Record a scheduled run for ``slot``; False when some process recorded it already."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(drill_runs).values(
+                        run_id=run_id,
+                        drill=drill,
+                        owner=owner,
+                        status="running",
+                        started_at=started_at,
+                        slot=slot,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
     async def finish_drill_run(self, run_id: str, report: dict[str, Any]) -> None:
         finished_at = parse_timestamp(report.get("finished_at"))
         async with self.engine.begin() as conn:
@@ -268,84 +495,12 @@ class Store:
         return None if row is None else _drill_row(row._mapping)
 
 
+async def _all(conn: AsyncConnection, query: Any) -> list[Any]:
+    return list((await conn.execute(query)).all())
+
+
 def _drill_row(mapping: Any) -> dict[str, Any]:
     row = dict(mapping)
     report = row.pop("report", None)
     row["report"] = json.loads(report) if report else None
     return row
-
-
-class StoreWriter:
-    """Writes to the store in the background, retrying with backoff while it is down.
-
-    Callers never wait: ``submit()`` queues the write. The queue is bounded; when the store has
-    been down so long that it fills, the oldest writes are dropped and counted, so memory stays
-    flat and the newest history survives.
-    """
-
-    def __init__(self, *, max_pending: int = 10_000, retry_max: float = 60.0) -> None:
-        self._queue: deque[tuple[str, Callable[[], Awaitable[None]]]] = deque()
-        self._max_pending = max_pending
-        self._retry_max = retry_max
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.healthy = True
-        self.failures_total = 0
-        self.dropped_total = 0
-        self.last_error: str | None = None
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="drwatch-store-writer")
-
-    def submit(self, what: str, write: Callable[[], Awaitable[None]]) -> None:
-        if len(self._queue) >= self._max_pending:
-            self._queue.popleft()
-            self.dropped_total += 1
-        self._queue.append((what, write))
-        self._wakeup.set()
-
-    async def _loop(self) -> None:
-        delay = 0.5
-        while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            what, write = self._queue[0]
-            try:
-                await write()
-            except Exception as exc:
-                self.failures_total += 1
-                self.last_error = redact.scrub(f"{type(exc).__name__}: {exc}")[:500]
-                if self.healthy:
-                    log.error(
-                        "state store write failed; retrying in the background",
-                        extra={"write": what, "error": self.last_error, "pending": self.pending},
-                    )
-                self.healthy = False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
-                continue
-            if self._queue and self._queue[0][1] is write:
-                self._queue.popleft()
-            if not self.healthy:
-                log.warning("state store writes recovered", extra={"pending": self.pending})
-            self.healthy = True
-            delay = 0.5
-
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait (bounded) until the queue is empty; used at shut-down and in tests."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._queue and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -61,7 +62,51 @@ check_transitions = Table(
     Column("at", UTCDateTime(), nullable=False),
     Column("output", Text, nullable=False),
     Column("service_id", String(255), nullable=False),
+    # To a fail: the first failing run of the streak, so time to detect is measured.
+    Column("first_failure_at", UTCDateTime(), nullable=True),
     Index("ix_check_transitions_check_name_at", "check_name", "at"),
+    Index("ix_check_transitions_at", "at"),
+)
+
+# Every change of the overall verdict (pass | warn | fail) of each replica. The first row of a
+# coverage span has from_status NULL: the verdict once the first round of critical checks is in.
+verdict_transitions = Table(
+    "verdict_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(255), nullable=False),
+    Column("from_status", String(8), nullable=True),
+    Column("to_status", String(8), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_verdict_transitions_at", "at"),
+)
+
+# Per replica, the spans during which drwatch ran and probed: a row per process, extended every
+# minute and closed on a clean shutdown. Time outside every span is no data, never uptime.
+coverage = Table(
+    "coverage",
+    metadata,
+    Column("span_id", String(64), primary_key=True),
+    Column("service_id", String(255), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=False),
+    Column("closed", Boolean, nullable=False),
+    Index("ix_coverage_ended_at", "ended_at"),
+)
+
+# Every distinct backup a backup source has seen: the raw material of RPO achievement.
+recovery_points = Table(
+    "recovery_points",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(63), nullable=False),
+    Column("backup_at", UTCDateTime(), nullable=False),
+    Column("size_bytes", BigInteger, nullable=True),
+    Column("verified", Boolean, nullable=True),
+    Column("location", Text, nullable=True),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("service_id", String(255), nullable=False),
+    Index("uq_recovery_points_source_backup_at", "source", "backup_at", unique=True),
 )
 
 # Push heartbeats from backup jobs (POST /api/backups/{name}/ping|start|fail).
@@ -91,7 +136,11 @@ drill_runs = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("report", Text, nullable=True),
+    # The scheduled time of a cron run (NULL for runs started by hand): unique with the drill,
+    # so a slot runs once across replicas even when one of them pauses past it.
+    Column("slot", UTCDateTime(), nullable=True),
     Index("ix_drill_runs_drill_started_at", "drill", "started_at"),
+    Index("uq_drill_runs_drill_slot", "drill", "slot", unique=True),
 )
 
 # Leases make singleton work (drills, heartbeat evaluation) run on one replica at a time.

@@ -206,7 +206,7 @@ async def test_a_started_drill_runs_in_the_background_and_shows_in_its_history(
         run = history["runs"][0]
         assert run["status"] == "pass"
         assert run["report"]["backup_format"] == "plain"
-        assert service.last_reports["monthly-restore"].status == "pass"
+        assert service.last_runs["monthly-restore"]["status"] == "pass"
         assert service.runs_total == {("monthly-restore", "pass"): 1}
 
 

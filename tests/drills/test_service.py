@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -196,18 +197,18 @@ async def test_a_broken_newest_dump_is_skipped_for_the_newest_verified_one(
         assert started.status_code == 202, started.text
         drills = running.runtime.drills
         await running.wait_until(lambda: "monthly" not in drills.running, 120)
-        report = drills.last_reports["monthly"]
+        report = drills.last_runs["monthly"]
         status = await running.client.get("/api/backup-status")
-    assert report.passed, report.message
-    assert report.backup_location == str(dumps / good.name)
-    assert len(report.skipped_backups) == 1
-    assert report.skipped_backups[0].startswith(f"{broken.name}: ")
+    assert report["status"] == "pass", report["message"]
+    assert report["backup_location"] == str(dumps / good.name)
+    assert len(report["skipped_backups"]) == 1
+    assert report["skipped_backups"][0].startswith(f"{broken.name}: ")
     assert status.status_code == 503
     (source,) = status.json()["sources"]
     assert source["verified"] is False
     (drill,) = status.json()["drills"]
     assert drill["last_run"]["result"] == "pass"
-    assert drill["last_run"]["skipped_backups"] == report.skipped_backups
+    assert drill["last_run"]["skipped_backups"] == report["skipped_backups"]
 
 
 def test_drill_run_json_prints_only_the_report_on_stdout(
@@ -233,3 +234,80 @@ def test_drill_run_json_prints_only_the_report_on_stdout(
     assert report["drill"] == "monthly"
     assert "finding the newest backup of dumps" in result.stderr
     assert "restoring" in result.stderr
+
+
+async def test_a_drill_started_before_its_source_reported_runs_the_source_check_itself(
+    pg: PostgresCluster, scratch: PostgresCluster, dump_dir: Path, tmp_path: Path
+) -> None:
+    """Right after start-up (no source result yet) a drill started through the API still
+    restores: it runs the source check first instead of failing for want of a backup."""
+    settings = settings_for(tmp_path, admin_token="admin-token-42")
+    async with running_app(_config(pg, scratch, dump_dir), settings, run_scheduler=False) as app:
+        assert app.runtime.monitor.snapshot.checks["dumps"].last_result is None
+        started = await app.client.post(
+            "/api/drills/monthly/run", headers={"Authorization": "Bearer admin-token-42"}
+        )
+        assert started.status_code == 202, started.text
+        drills = app.runtime.drills
+        await app.wait_until(lambda: "monthly" not in drills.running, 120)
+        runs = (await app.client.get("/api/drills/monthly/runs")).json()["runs"]
+        metrics = (await app.client.get("/metrics")).text
+    assert [(run["run_id"], run["status"]) for run in runs] == [(started.json()["run_id"], "pass")]
+    report = runs[0]["report"]
+    assert report["database"].startswith("drwatch_drill_monthly_")
+    assert report["message"]
+    assert 'drwatch_restore_drill_runs_total{drill="monthly",result="pass"} 1.0' in metrics
+
+
+async def test_a_drill_run_elsewhere_shows_with_its_integrity_results(
+    pg: PostgresCluster, scratch: PostgresCluster, dump_dir: Path, tmp_path: Path
+) -> None:
+    """`drwatch drill run` in another process, on the shared PostgreSQL store: the running
+    server shows that run with its integrity results in /api/backup-status, and its success
+    time and duration in /metrics, within one background refresh."""
+    pg.psql("DROP DATABASE IF EXISTS drwatch_shared_state")
+    pg.psql("CREATE DATABASE drwatch_shared_state")
+    state_url = f"postgresql+asyncpg://postgres@127.0.0.1:{pg.port}/drwatch_shared_state"
+    config = tmp_path / "drwatch.yaml"
+    config.write_text(json.dumps(_config(pg, scratch, dump_dir)))
+    settings = settings_for(tmp_path, state_url=state_url, migrate_on_start=True, history_refresh=1)
+    async with running_app(_config(pg, scratch, dump_dir), settings) as app:
+        cli = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "app.cli", "drill", "run", "monthly", "--json"],
+            env={
+                "PATH": os.environ["PATH"],
+                "PYTHONPATH": str(Path(__file__).parents[2]),
+                "DRWATCH_CONFIG": str(config),
+                "DRWATCH_STATE_URL": state_url,
+                "DRWATCH_SERVICE_ID": "cli",
+            },
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert cli.returncode == 0, cli.stderr
+        run_id = json.loads(cli.stdout)["run_id"]
+
+        async def shown() -> bool:
+            status = (await app.client.get("/api/backup-status")).json()
+            last = status["drills"][0]["last_run"]
+            return last is not None and last["run_id"] == run_id
+
+        await app.wait_until(shown, 30)
+        status = (await app.client.get("/api/backup-status")).json()
+        metrics = (await app.client.get("/metrics")).text
+    drill = status["drills"][0]
+    assert drill["last_run"]["result"] == "pass"
+    assert [
+        (check["name"], check["observed"], check["passed"])
+        for check in drill["last_run"]["integrity"]
+    ] == [("tenants", 25, True)]
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("drwatch_restore_drill_")
+    }
+    assert values['drwatch_restore_drill_duration_seconds{drill="monthly"}'] > 0
+    success = values['drwatch_restore_drill_last_success_timestamp_seconds{drill="monthly"}']
+    assert abs(success - time.time()) < 300
