@@ -7,6 +7,9 @@ so ``/api/backup-status`` does no I/O. Ages are computed at the time of the requ
 Verdict: ``fail`` (HTTP 503) when any source is outside its RPO, its newest backup failed
 verification, or it has not reported yet; ``warn`` when a source's check warns (a suspiciously
 small backup, say) or a drill's last run failed or took longer than its RTO; else ``pass``.
+
+Outputs (a source check's sentence, a drill's message) follow the details policy of ``/health``:
+``outputs=False`` leaves them out; ages, RPOs, verification and drill timings stay public.
 """
 
 from __future__ import annotations
@@ -98,11 +101,21 @@ def drill_status(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def backup_status(
-    snapshot: Snapshot, drills: Sequence[Mapping[str, Any]], now: float | None = None
+    snapshot: Snapshot,
+    drills: Sequence[Mapping[str, Any]],
+    now: float | None = None,
+    *,
+    outputs: bool = True,
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
     sources = [source_status(state, now) for state in snapshot.backup_sources()]
     drill_rows = [drill_status(d) for d in drills]
+    if not outputs:
+        for source in sources:
+            del source["output"]
+        for drill in drill_rows:
+            if drill["last_run"]:
+                del drill["last_run"]["message"]
     statuses = [Status(s["status"]) for s in sources]
     for drill in drill_rows:
         run = drill["last_run"]

@@ -102,22 +102,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from app.main import create_app
+    from app.server import serve
 
     config = load_config(settings)
     app = create_app(settings, config)
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(app, settings, host=args.host or settings.host, port=args.port or settings.port)
     return 0
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app.api import backups, checks, drills, health, metrics
 from app.api.fastpath import HealthFastPath
+from app.api.openapi import document_validation_errors
 from app.config import Config
 from app.errors import StoreUnavailable
 from app.runtime import Runtime, drwatch_version
@@ -42,6 +43,7 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
     app.include_router(metrics.router)
     app.include_router(drills.router)
     app.include_router(backups.router)
+    document_validation_errors(app)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

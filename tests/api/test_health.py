@@ -181,7 +181,8 @@ async def test_live_fails_when_the_scheduler_stops_ticking(
 
 async def test_api_checks_lists_states(pg: PostgresCluster, tmp_path: Path) -> None:
     """/api/checks and /api/checks/{name} show status, output and the last result."""
-    async with running_app({"checks": [_pg_check("db", pg.dsn)]}, settings_for(tmp_path)) as r:
+    settings = settings_for(tmp_path, health_details="always")
+    async with running_app({"checks": [_pg_check("db", pg.dsn)]}, settings) as r:
         await r.wait_ready()
         listing = (await r.client.get("/api/checks")).json()
         assert listing["checks"][0]["name"] == "db"
