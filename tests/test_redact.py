@@ -6,6 +6,9 @@ made up for it alone.
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import quote
+
 import pytest
 
 from app import redact
@@ -77,3 +80,28 @@ def test_redact_url_masks_the_password_and_drops_the_query(url: str, shown: str)
 def test_url_password_reads_the_decoded_password(url: str, password: str | None) -> None:
     """The password is percent-decoded, so the registered value is the one a driver echoes."""
     assert redact.url_password(url) == password
+
+
+@pytest.mark.parametrize("user", ["", "A", "AC", "ACb430e7"])
+def test_a_secret_inside_basic_credentials_is_scrubbed(user: str) -> None:
+    """base64 of user:secret loses every character that depends on the secret, at any offset."""
+    secret = fake_secret("tok", 29)
+    redact.register([secret])
+    encoded = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    shown = redact.scrub(f"auth=Basic {encoded}")
+    assert encoded not in shown
+    assert redact.MASK in shown
+    # What is left decodes to the user and at most two characters next to the secret.
+    for part in shown.removeprefix("auth=Basic ").split(redact.MASK):
+        assert len(part) <= len(base64.b64encode(f"{user}:".encode())) + 4
+
+
+def test_percent_encoded_and_plain_base64_secrets_are_scrubbed() -> None:
+    """A secret echoed in a query string or as base64 on its own is masked too."""
+    secret = fake_secret("p@ss/", 20)
+    redact.register([secret])
+    assert redact.scrub(f"GET /x?key={quote(secret, safe='')}") == "GET /x?key=***"
+    assert secret not in redact.scrub(base64.b64encode(secret.encode()).decode())
+    assert base64.b64encode(secret.encode()).decode()[:-4] not in redact.scrub(
+        base64.b64encode(secret.encode()).decode()
+    )
