@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import DataError, IntegrityError
 
 from app.api.deps import DetailsDep, RuntimeDep, push_token
@@ -95,6 +95,15 @@ class PingBody(BaseModel):
     message: str | None = Field(
         None, max_length=2000, pattern=_NO_NUL, description="The job's own words (on /fail)."
     )
+
+    @field_validator("size_bytes", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON counts 5226.0 as an integer, and some encoders write sizes that way; a fraction,
+        # an infinity or a boolean still fails the strict check.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 # The route reads the body itself (to bound its size before parsing), so FastAPI cannot infer

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from app.api.deps import RuntimeDep, SnapshotDep, details_hint, details_token, wants_details
 from app.api.openapi import HEALTH_JSON, HealthJSON, health_responses, responses
@@ -43,10 +43,13 @@ async def health(
     runtime: RuntimeDep,
     snapshot: SnapshotDep,
     _token: Annotated[object, Depends(details_token)],
+    verbose: Annotated[
+        str | None, Query(description="Present (any value): plain text, one line per check.")
+    ] = None,
 ) -> Response:
     details = wants_details(runtime, request.headers.get("authorization"))
     code = _code(snapshot.status)
-    if "verbose" in request.query_params:
+    if verbose is not None:
         text = verbose_text(snapshot, outputs=details, hint=details_hint(runtime))
         return Response(text, code, NO_STORE, media_type="text/plain; charset=utf-8")
     body = detailed_health_body(snapshot) if details else public_health_body(snapshot)

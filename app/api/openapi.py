@@ -70,30 +70,59 @@ _ERRORS = {
 }
 
 
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The documented error responses ``codes`` (422 is documented for every route)."""
+    """The documented error responses ``codes``: JSON bodies, whatever the route's media type."""
     documented: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         if code == 422:
-            documented[code] = {"model": ValidationErrorBody, "description": "Invalid input."}
+            schema, description = _ref(ValidationErrorBody), "Invalid input."
         else:
-            documented[code] = {"model": ErrorBody, "description": _ERRORS[code]}
+            schema, description = _ref(ErrorBody), _ERRORS[code]
+        documented[code] = {
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
     return documented
 
 
 def health_responses(*, text: bool = False) -> dict[int | str, dict[str, Any]]:
     """200 and 503 of a health endpoint, both application/health+json (or plain text)."""
-    content: dict[str, Any] = {HEALTH_JSON: {"schema": {"$ref": "#/components/schemas/HealthBody"}}}
+    content: dict[str, Any] = {HEALTH_JSON: {"schema": _ref(HealthBody)}}
     if text:
         content["text/plain"] = {"schema": {"type": "string"}}
     return {
-        200: {"description": "pass or warn", "content": content, "model": HealthBody},
+        200: {"description": "pass or warn", "content": content},
         503: {"description": "fail (or not known yet)", "content": content},
     }
 
 
+# Tokens that unlock more but are not required: the operation also answers without one.
+_OPTIONAL_TOKENS = {"detailsToken"}
+
+
+def _complete(operation: dict[str, Any]) -> None:
+    answers = operation.get("responses", {})
+    if "422" in answers:
+        answers["422"] = responses(422)[422]
+    for answer in answers.values():
+        for media in answer.get("content", {}).values():
+            # FastAPI adds "type": "string" next to a reference for non-JSON response classes.
+            if "$ref" in media.get("schema", {}):
+                media["schema"] = {"$ref": media["schema"]["$ref"]}
+    security = operation.get("security", [])
+    if any(set(requirement) <= _OPTIONAL_TOKENS for requirement in security):
+        # An empty requirement: calling without a token is allowed (and gets the public parts).
+        operation["security"] = [{}, *security]
+
+
 def document_validation_errors(app: FastAPI) -> None:
-    """Make ``app.openapi()`` document drwatch's 422 body instead of FastAPI's default."""
+    """Make ``app.openapi()`` true to the API: drwatch's 422 body instead of FastAPI's
+    default, optional tokens as optional, one schema per media type.
+    """
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -107,17 +136,13 @@ def document_validation_errors(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             components.pop(name, None)
-        for model in (ValidationErrorBody, ErrorBody):
+        for model in (ValidationErrorBody, ErrorBody, HealthBody):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components.setdefault(model.__name__, model_schema)
-        reference = {"$ref": "#/components/schemas/ValidationErrorBody"}
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
-                answer = operation.get("responses", {}).get("422")
-                if answer is not None:
-                    answer["description"] = "Invalid input."
-                    answer["content"] = {"application/json": {"schema": reference}}
+                _complete(operation)
         app.openapi_schema = schema
         return schema
 
