@@ -85,6 +85,7 @@ class Runtime:
             settings.service_id,
             backup_from_results(last_details),
             pg_bin=settings.pg_bin,
+            work_dir=settings.drill_work_dir,
         )
         for spec in config.drills if serve else ():
 

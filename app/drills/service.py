@@ -75,6 +75,7 @@ class DrillService:
         s3_client_factory: S3ClientFactory | None = None,
         lease_ttl: float = LEASE_TTL,
         pg_bin: Path | None = None,
+        work_dir: Path | None = None,
     ) -> None:
         self.specs = {spec.name: spec for spec in specs}
         self.store = store
@@ -83,6 +84,7 @@ class DrillService:
         self.s3_client_factory = s3_client_factory
         self.lease_ttl = lease_ttl
         self.pg_bin = pg_bin
+        self.work_dir = work_dir
         self.running: dict[str, str] = {}
         self.last_reports: dict[str, DrillReport] = {}
         self.runs_total: dict[tuple[str, str], int] = {}
@@ -235,6 +237,7 @@ class DrillService:
                     run_recorded=run_recorded,
                     lease_ttl=self.lease_ttl,
                     pg_bin=self.pg_bin,
+                    work_dir=self.work_dir,
                 )
         except asyncio.CancelledError:
             raise
