@@ -12,6 +12,9 @@ configured at all; else ``pass``.
 The overall verdict is the only ``status`` key of the body, and its first: uptime monitors match
 the keyword ``"status":"pass"``, which a passing source next to a failing one must not satisfy.
 Sources carry their own ``verdict``, drill runs their ``result``.
+
+Outputs (a source check's sentence, a drill's message) follow the details policy of ``/health``:
+``outputs=False`` leaves them out; ages, RPOs, verification and drill timings stay public.
 """
 
 from __future__ import annotations
@@ -106,11 +109,21 @@ def drill_status(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def backup_status(
-    snapshot: Snapshot, drills: Sequence[Mapping[str, Any]], now: float | None = None
+    snapshot: Snapshot,
+    drills: Sequence[Mapping[str, Any]],
+    now: float | None = None,
+    *,
+    outputs: bool = True,
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
     sources = [source_status(state, now) for state in snapshot.backup_sources()]
     drill_rows = [drill_status(d) for d in drills]
+    if not outputs:
+        for source in sources:
+            del source["output"]
+        for drill in drill_rows:
+            if drill["last_run"]:
+                del drill["last_run"]["message"]
     statuses = [Status(s["verdict"]) for s in sources]
     for drill in drill_rows:
         run = drill["last_run"]

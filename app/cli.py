@@ -124,22 +124,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from app.main import create_app
+    from app.server import serve
 
     config = load_config(settings)
     app = create_app(settings, config)
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(app, settings, host=args.host or settings.host, port=args.port or settings.port)
     return 0
 
 
@@ -284,9 +274,47 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from app.redact import redact_url
     from app.store.db import upgrade
 
-    upgrade(settings.state_url, args.revision)
-    print(f"state store {redact_url(settings.state_url)} is at revision {args.revision}")
+    where = redact_url(settings.state_url)
+    try:
+        upgrade(settings.state_url, args.revision)
+    except Exception as exc:  # every failure becomes one sentence and exit 1
+        print(f"drwatch db upgrade: {_store_failure(exc, where)}", file=sys.stderr)
+        return 1
+    print(f"state store {where} is at revision {args.revision}")
     return 0
+
+
+def _store_failure(exc: BaseException, where: str) -> str:
+    """Why the state store could not be migrated, as one sentence a person can act on."""
+    from app import redact
+
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    names = {type(e).__name__ for e in chain}
+    text = " ".join(str(e) for e in chain).lower()
+    if names & {"InvalidPasswordError", "InvalidAuthorizationSpecificationError"} or (
+        "password authentication failed" in text
+    ):
+        return (
+            f"the state store at {where} rejected the user or password; fix DRWATCH_STATE_URL "
+            "(or DRWATCH_STATE_URL_FILE)."
+        )
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or "refused" in text:
+        return (
+            f"nothing accepts connections at {where} (connection refused); start the state "
+            "store or fix the host and port in DRWATCH_STATE_URL."
+        )
+    if any(isinstance(e, TimeoutError | OSError) for e in chain):
+        return (
+            f"the state store at {where} cannot be reached ({type(chain[-1]).__name__}); check "
+            "the host in DRWATCH_STATE_URL and the network."
+        )
+    first_line = redact.scrub(str(chain[-1])).strip().splitlines()[:1]
+    detail = first_line[0][:200] if first_line else type(chain[-1]).__name__
+    return f"migrating the state store at {where} failed: {detail}."
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app.api import backups, checks, drills, health, incidents, metrics, readiness, slo
 from app.api.fastpath import HealthFastPath
+from app.api.openapi import document_validation_errors
 from app.config import Config
 from app.errors import StoreUnavailable
 from app.runtime import Runtime, drwatch_version
@@ -45,6 +46,7 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
     app.include_router(readiness.router)
     app.include_router(incidents.router)
     app.include_router(slo.router)
+    document_validation_errors(app)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

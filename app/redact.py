@@ -4,18 +4,27 @@ Every secret drwatch is given (SecretStr params, tokens, passwords inside DSNs) 
 when the configuration is loaded. :func:`scrub` replaces any registered secret in a string; the
 runner scrubs every check output and the log formatter scrubs every log line, so a secret that a
 driver echoes back in an error message still never leaves the process.
+
+A secret is also scrubbed in the forms a server or proxy echoes it in: percent-encoded (a query
+string) and base64 (an ``Authorization: Basic`` header, which encodes ``user:password``). Base64
+of a longer text encodes the secret differently depending on where it starts (its offset modulo
+3), so each of the three alignments is registered: the characters that depend on the secret alone.
+Masking them leaves nothing of the secret to decode, whatever surrounds it.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 # Shorter strings are too likely to occur in ordinary text ("a", "1234") to be scrubbed safely.
 _MIN_SECRET_LENGTH = 4
+# A base64 fragment shorter than this could match ordinary base64 (ids, hashes) by chance.
+_MIN_ENCODED_LENGTH = 8
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
@@ -25,7 +34,8 @@ _pattern: re.Pattern[str] | None = None
 def register(values: Iterable[str]) -> None:
     """Add secrets to scrub from now on."""
     global _secrets, _pattern
-    new = {v for v in values if v and len(v) >= _MIN_SECRET_LENGTH}
+    plain = {v for v in values if v and len(v) >= _MIN_SECRET_LENGTH}
+    new = plain | {form for v in plain for form in encoded_forms(v)}
     with _lock:
         if new <= _secrets:
             return
@@ -33,6 +43,23 @@ def register(values: Iterable[str]) -> None:
         # Longest first, so a secret that contains another is replaced whole.
         ordered = sorted(_secrets, key=len, reverse=True)
         _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def encoded_forms(secret: str) -> set[str]:
+    """The percent-encoded and base64 forms of ``secret`` that :func:`scrub` also masks."""
+    forms = {quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
+    raw = secret.encode()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        # Characters before this one mix in the bytes in front of the secret, characters from
+        # the end one on mix in the bytes after it (6 bits per character, 8 per byte).
+        first = -(-8 * offset // 6)
+        end = 8 * (offset + len(raw)) // 6
+        core = encoded[first:end]
+        if len(core) >= _MIN_ENCODED_LENGTH:
+            forms |= {core, core.replace("+", "-").replace("/", "_")}
+    forms.discard(secret)
+    return forms
 
 
 def scrub(text: str) -> str:

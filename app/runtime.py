@@ -122,6 +122,7 @@ class Runtime:
             backup_from_results(last_details),
             ensure_source=ensure_source,
             pg_bin=settings.pg_bin,
+            work_dir=settings.drill_work_dir,
         )
         for spec in config.drills if serve else ():
 

@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.checks.base import Check
+from app.lag_window import LagWindow
 from app.monitor import Monitor
 from app.runner import run_check
 
@@ -37,7 +38,6 @@ log = logging.getLogger("drwatch.scheduler")
 TICK_INTERVAL = 1.0
 # /health/live fails when the tick job has not run for this long.
 LIVENESS_LIMIT = 10.0
-_LAG_WINDOW = 60.0
 _TICK_JOB = "__drwatch_tick__"
 
 
@@ -64,7 +64,7 @@ class Scheduler:
         self.last_tick = time.monotonic()
         self.overruns: Counter[str] = Counter()
         self.missed: Counter[str] = Counter()
-        self._lags: deque[tuple[float, float]] = deque(maxlen=200_000)
+        self.lags = LagWindow()
         self.extra_jobs: list[Callable[[AsyncIOScheduler], None]] = []
         self.liveness_limit = LIVENESS_LIMIT
 
@@ -138,7 +138,7 @@ class Scheduler:
         if not event.scheduled_run_times:
             return
         lag = (datetime.now(UTC) - event.scheduled_run_times[-1]).total_seconds()
-        self._lags.append((time.monotonic(), max(lag, 0.0)))
+        self.lags.record(lag)
 
     def _on_skipped(self, event: JobEvent) -> None:
         if event.job_id == _TICK_JOB:
@@ -159,16 +159,7 @@ class Scheduler:
 
     def lag_stats(self) -> dict[str, float | None]:
         """Start delays of job runs over the last minute: p50, p99, max (seconds)."""
-        cutoff = time.monotonic() - _LAG_WINDOW
-        lags = sorted(lag for at, lag in self._lags if at >= cutoff)
-        if not lags:
-            return {"p50": None, "p99": None, "max": None, "samples": 0}
-        return {
-            "p50": lags[len(lags) // 2],
-            "p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))],
-            "max": lags[-1],
-            "samples": len(lags),
-        }
+        return self.lags.stats()
 
 
 def add_cron_job(

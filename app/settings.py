@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from app import redact
 from app.errors import ConfigError
-from app.units import Duration
+from app.units import ByteSize, Duration
 
 PREFIX = "DRWATCH_"
 
@@ -62,6 +62,29 @@ class Settings(BaseSettings):
         gt=0,
         le=30,
         description="How often every replica reads the shared history from the state store.",
+    )
+    max_header_bytes: ByteSize = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request line plus headers the server reads; larger ones get 431.",
+    )
+    header_timeout: Duration = Field(
+        10.0, gt=0, description="Time a client has to send a request's headers; then 408."
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=16,
+        description=(
+            "Open connections the server keeps; beyond it the oldest ones still waiting for "
+            "their headers are closed. Default: half the file descriptor limit."
+        ),
+    )
+    drill_work_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory restore drills download and decompress dumps into (it needs room for "
+            "the largest dump); default: the system's temporary directory."
+        ),
     )
     pg_bin: Path | None = Field(
         None,

@@ -13,13 +13,17 @@ import pytest
 from tests.servers import PostgresCluster, refused_port
 
 
-def _drwatch(tmp_path: Path, yaml_text: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _drwatch(
+    tmp_path: Path, yaml_text: str, *args: str, state_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     config = tmp_path / "drwatch.yaml"
     config.write_text(yaml_text)
     env = {
         "PATH": "/usr/bin:/bin",
+        # The app of this checkout, not the one the virtualenv was installed from.
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
         "DRWATCH_CONFIG": str(config),
-        "DRWATCH_STATE_URL": f"sqlite+aiosqlite:///{tmp_path}/state.db",
+        "DRWATCH_STATE_URL": state_url or f"sqlite+aiosqlite:///{tmp_path}/state.db",
     }
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
@@ -92,3 +96,27 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
         )
     }
     assert {"check_transitions", "heartbeat_events", "drill_runs", "leases"} <= tables
+
+
+def test_db_upgrade_against_a_stopped_store_says_so_in_one_sentence(tmp_path: Path) -> None:
+    """Nothing listens at the store's address: one line on stderr, exit 1, no traceback."""
+    url = f"postgresql+asyncpg://postgres:pw-stopped-77@127.0.0.1:{refused_port()}/state"
+    result = _drwatch(tmp_path, "checks: []\n", "db", "upgrade", state_url=url)
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "connection refused" in line
+    assert "Traceback" not in result.stderr
+    assert "pw-stopped-77" not in result.stderr + result.stdout
+
+
+def test_db_upgrade_with_a_wrong_password_says_so_in_one_sentence(
+    pg: PostgresCluster, tmp_path: Path
+) -> None:
+    """The store rejects the password: one line naming the problem, exit 1."""
+    pg.add_password_user("migrator", "right-password-9")
+    url = f"postgresql+asyncpg://migrator:wrong-password-9@127.0.0.1:{pg.port}/postgres"
+    result = _drwatch(tmp_path, "checks: []\n", "db", "upgrade", state_url=url)
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "rejected the user or password" in line
+    assert "wrong-password-9" not in result.stderr

@@ -6,6 +6,9 @@ made up for it alone.
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import quote
+
 import pytest
 
 from app import redact
@@ -86,3 +89,28 @@ def test_of_a_connection_url_only_the_password_is_secret() -> None:
     assert redact.secret_parts("postgresql://app:p%40ss@db:5432/booking") == ["p%40ss", "p@ss"]
     assert redact.secret_parts("redis://db:6379/0?password=s3cret&db=1") == ["s3cret"]
     assert redact.secret_parts("sk-not-a-url") == ["sk-not-a-url"]
+
+
+@pytest.mark.parametrize("user", ["", "A", "AC", "ACb430e7"])
+def test_a_secret_inside_basic_credentials_is_scrubbed(user: str) -> None:
+    """base64 of user:secret loses every character that depends on the secret, at any offset."""
+    secret = fake_secret("tok", 29)
+    redact.register([secret])
+    encoded = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    shown = redact.scrub(f"auth=Basic {encoded}")
+    assert encoded not in shown
+    assert redact.MASK in shown
+    # What is left decodes to the user and at most two characters next to the secret.
+    for part in shown.removeprefix("auth=Basic ").split(redact.MASK):
+        assert len(part) <= len(base64.b64encode(f"{user}:".encode())) + 4
+
+
+def test_percent_encoded_and_plain_base64_secrets_are_scrubbed() -> None:
+    """A secret echoed in a query string or as base64 on its own is masked too."""
+    secret = fake_secret("p@ss/", 20)
+    redact.register([secret])
+    assert redact.scrub(f"GET /x?key={quote(secret, safe='')}") == "GET /x?key=***"
+    assert secret not in redact.scrub(base64.b64encode(secret.encode()).decode())
+    assert base64.b64encode(secret.encode()).decode()[:-4] not in redact.scrub(
+        base64.b64encode(secret.encode()).decode()
+    )

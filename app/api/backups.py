@@ -17,15 +17,19 @@ import hmac
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.exc import DataError, IntegrityError
 
-from app.api.deps import RuntimeDep
+from app.api.deps import DetailsDep, RuntimeDep, push_token
+from app.api.openapi import responses
 from app.backup_status import backup_status
 from app.checks.base import Status
 from app.errors import StoreUnavailable
+from app.runtime import Runtime
 from app.store.repository import HeartbeatEvent
 from app.units import json_default, rfc3339
 
@@ -37,24 +41,82 @@ STORE_TIMEOUT = 5.0
 _KINDS = {"ping": "success", "start": "start", "fail": "fail"}
 
 
-@router.api_route("/backup-status", methods=["GET", "HEAD"], summary="Backups against RPO/RTO")
-async def get_backup_status(runtime: RuntimeDep) -> Response:
-    report = backup_status(runtime.monitor.snapshot, runtime.drills.summaries())
+@router.api_route(
+    "/backup-status",
+    methods=["GET", "HEAD"],
+    summary="Backups against RPO/RTO",
+    responses={
+        200: {"description": "Every source within its RPO and verified."},
+        503: {
+            "description": "A source is outside its RPO or failed verification (same body).",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
+async def get_backup_status(runtime: RuntimeDep, details: DetailsDep) -> Response:
+    report = backup_status(
+        runtime.monitor.snapshot, runtime.drills.summaries(), outputs=details.shown
+    )
+    if not details.shown:
+        report["details_hint"] = details.hint
     code = 503 if report["status"] == Status.FAIL.value else 200
     body = json.dumps(report, separators=(",", ":"), default=json_default)
     return Response(body, code, {"Cache-Control": "no-store"}, media_type="application/json")
 
 
+# The largest value a signed 64-bit column holds; anything above it the store cannot keep.
+MAX_SIZE_BYTES = 2**63 - 1
+# Ten years: a duration beyond it is a bug in the job, not a backup.
+MAX_DURATION_SECONDS = 10 * 365 * 86400.0
+# PostgreSQL text cannot hold a NUL character; rejecting it here keeps the answer the same on
+# every store.
+_NO_NUL = r"^[^\x00]*$"
+
+
 class PingBody(BaseModel):
-    """What a backup job may report with its ping (all optional)."""
+    """What a backup job may report with its ping (all optional).
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers must be JSON numbers (not strings or booleans), finite and within what the state
+    store keeps; strings must not contain NUL. Anything else is a 422 before the store is asked,
+    so a 503 always means the store itself is unavailable.
+    """
 
-    size_bytes: int | None = Field(None, ge=0)
-    duration_seconds: float | None = Field(None, ge=0)
-    location: str | None = Field(None, max_length=2048)
-    checksum: str | None = Field(None, max_length=255)
-    message: str | None = Field(None, max_length=2000)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    size_bytes: int | None = Field(
+        None, ge=0, le=MAX_SIZE_BYTES, description="Size of the backup in bytes."
+    )
+    duration_seconds: float | None = Field(
+        None, ge=0, le=MAX_DURATION_SECONDS, description="How long the backup job ran."
+    )
+    location: str | None = Field(
+        None, max_length=2048, pattern=_NO_NUL, description="Where the backup was written."
+    )
+    checksum: str | None = Field(None, max_length=255, pattern=_NO_NUL)
+    message: str | None = Field(
+        None, max_length=2000, pattern=_NO_NUL, description="The job's own words (on /fail)."
+    )
+
+    @field_validator("size_bytes", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON counts 5226.0 as an integer, and some encoders write sizes that way; a fraction,
+        # an infinity or a boolean still fails the strict check.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+
+# The route reads the body itself (to bound its size before parsing), so FastAPI cannot infer
+# it; documented here so a schema-driven client can call the endpoint.
+_REQUEST_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": PingBody.model_json_schema()}},
+}
+
+
+def _invalid(message: str, loc: tuple[str | int, ...] = ("body",)) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 async def _read_body(request: Request) -> bytes:
@@ -77,36 +139,53 @@ def _parse(body: bytes) -> PingBody:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "The body is not valid JSON.") from None
+        raise _invalid("the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise HTTPException(400, "The body must be a JSON object.")
+        raise _invalid("the body must be a JSON object")
     try:
         return PingBody.model_validate(data)
     except ValidationError as exc:
-        errors = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise HTTPException(422, f"Invalid heartbeat body: {errors}.") from None
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+        ) from None
 
 
-@router.post("/backups/{name}/{action}", summary="Heartbeat from a backup job")
-async def heartbeat(
-    name: str, action: Literal["ping", "start", "fail"], request: Request, runtime: RuntimeDep
-) -> dict[str, Any]:
+def _authorized(runtime: Runtime, name: str, authorization: str | None) -> bool:
+    """Whether ``authorization`` carries the push token of a source called ``name``.
+
+    An unknown name, a check that takes no pushes and a wrong token look the same from outside
+    (and take the same comparison), so the answer does not tell which sources exist.
+    """
     config = runtime.config.check(name)
-    if config is None or not config.check_class.accepts_pushes:
-        raise HTTPException(404, f"No heartbeat source named {name!r}.")
-    expected = config.check_class.push_token(config.params) or ""
-    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    known = config is not None and config.check_class.accepts_pushes
+    expected = (config.check_class.push_token(config.params) if config and known else None) or ""
+    scheme, _, given = (authorization or "").partition(" ")
+    matches = hmac.compare_digest(given.strip().encode(), (expected or _NO_TOKEN).encode())
     # An empty token would match an empty bearer: a source without one takes no pushes.
-    if (
-        not expected
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(given.strip().encode(), expected.encode())
-    ):
+    return known and bool(expected) and scheme.lower() == "bearer" and matches
+
+
+_NO_TOKEN = "\x00no push token\x00"
+
+
+@router.post(
+    "/backups/{name}/{action}",
+    summary="Heartbeat from a backup job",
+    openapi_extra={"requestBody": _REQUEST_BODY},
+    responses=responses(401, 413, 422, 503),
+)
+async def heartbeat(
+    name: str,
+    action: Literal["ping", "start", "fail"],
+    request: Request,
+    runtime: RuntimeDep,
+    _token: Annotated[object, Depends(push_token)],
+) -> dict[str, Any]:
+    if not _authorized(runtime, name, request.headers.get("authorization")):
         raise HTTPException(
             401,
-            "Send the source's token as Authorization: Bearer <token>.",
+            "Send the token of a heartbeat source as Authorization: Bearer <token>; the name or "
+            "the token is not known.",
             {"WWW-Authenticate": "Bearer"},
         )
     body = _parse(await _read_body(request))
@@ -122,6 +201,10 @@ async def heartbeat(
     )
     try:
         await asyncio.wait_for(runtime.store.record_heartbeat_event(event), STORE_TIMEOUT)
+    except (DataError, IntegrityError):
+        # The store refused a value (validation above should have caught it): the same input
+        # would be refused again, so a retry cannot help and this is no outage.
+        raise _invalid("the state store cannot keep a value of this heartbeat") from None
     except Exception as exc:
         log.error(
             "could not store a backup heartbeat; the job was told to retry",

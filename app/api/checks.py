@@ -1,4 +1,9 @@
-"""/api/checks: every check's effective state, its last result and its transition history."""
+"""/api/checks: every check's effective state, its last result and its transition history.
+
+Outputs and details follow the same policy as ``/health`` (DRWATCH_HEALTH_DETAILS): callers who
+may not see them get the public parts (name, type, criticality, status, since) and a
+``details_hint`` saying how to see more.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,51 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from app.api.deps import RuntimeDep, SnapshotDep, StoreDep
+from app.api.deps import Details, DetailsDep, RuntimeDep, SnapshotDep, StoreDep
+from app.api.openapi import responses
 from app.errors import StoreUnavailable
 from app.units import rfc3339
 
 router = APIRouter(prefix="/api", tags=["checks"])
 
 
-@router.get("/checks", summary="All checks")
-async def list_checks(snapshot: SnapshotDep) -> dict[str, Any]:
-    return {
+def _with_hint(body: dict[str, Any], details: Details) -> dict[str, Any]:
+    if not details.shown:
+        body["details_hint"] = details.hint
+    return body
+
+
+@router.api_route("/checks", methods=["GET", "HEAD"], summary="All checks")
+async def list_checks(snapshot: SnapshotDep, details: DetailsDep) -> dict[str, Any]:
+    body = {
         "status": snapshot.status.value,
         "generated_at": rfc3339(snapshot.generated_at),
-        "checks": [state.as_dict() for state in snapshot.checks.values()],
+        "checks": [state.as_dict(details=details.shown) for state in snapshot.checks.values()],
     }
+    return _with_hint(body, details)
 
 
-@router.get("/checks/{name}", summary="One check")
-async def get_check(name: str, snapshot: SnapshotDep) -> dict[str, Any]:
+@router.api_route(
+    "/checks/{name}", methods=["GET", "HEAD"], summary="One check", responses=responses(404)
+)
+async def get_check(name: str, snapshot: SnapshotDep, details: DetailsDep) -> dict[str, Any]:
     state = snapshot.checks.get(name)
     if state is None:
         raise HTTPException(404, f"No check named {name!r}.")
-    return state.as_dict()
+    return _with_hint(state.as_dict(details=details.shown), details)
 
 
-@router.get("/checks/{name}/history", summary="State transitions of one check, newest first")
+@router.api_route(
+    "/checks/{name}/history",
+    methods=["GET", "HEAD"],
+    summary="State transitions of one check, newest first",
+    responses=responses(404, 422, 503),
+)
 async def check_history(
     name: str,
     snapshot: SnapshotDep,
     store: StoreDep,
+    details: DetailsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     if name not in snapshot.checks:
@@ -47,10 +68,13 @@ async def check_history(
         ) from exc
     for row in rows:
         row["at"] = rfc3339(row["at"])
-    return {"check": name, "transitions": rows}
+        if not details.shown:
+            # The output recorded with a transition is as revealing as the live one.
+            del row["output"]
+    return _with_hint({"check": name, "transitions": rows}, details)
 
 
-@router.get("/scheduler", summary="Scheduler liveness and lag")
+@router.api_route("/scheduler", methods=["GET", "HEAD"], summary="Scheduler liveness and lag")
 async def scheduler_status(runtime: RuntimeDep) -> dict[str, Any]:
     scheduler = runtime.scheduler
     return {

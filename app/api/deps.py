@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBearer
 
 from app.monitor import Snapshot
 from app.runtime import Runtime
@@ -69,7 +71,50 @@ def details_hint(runtime: Runtime) -> str:
     return "Outputs are hidden: send 'Authorization: Bearer <details token>' to see them."
 
 
-async def require_admin(request: Request) -> None:
+@dataclass(frozen=True, slots=True)
+class Details:
+    """Whether this request may see outputs and details, and if not, how it could."""
+
+    shown: bool
+    hint: str
+
+
+# Declared so the OpenAPI document says which endpoints read a bearer token; the token itself is
+# compared by wants_details() and require_admin(), which give their own answers to a bad one.
+details_token = HTTPBearer(
+    auto_error=False,
+    scheme_name="detailsToken",
+    description="The details token (DRWATCH_DETAILS_TOKEN): shows outputs and details.",
+)
+push_token = HTTPBearer(
+    auto_error=False,
+    scheme_name="pushToken",
+    description="The push token of one heartbeat source (its `token` parameter).",
+)
+admin_token = HTTPBearer(
+    auto_error=False,
+    scheme_name="adminToken",
+    description="The admin token (DRWATCH_ADMIN_TOKEN): starts restore drills.",
+)
+
+
+async def get_details(
+    request: Request, _token: Annotated[object, Depends(details_token)]
+) -> Details:
+    """The details policy (DRWATCH_HEALTH_DETAILS) applied to this request.
+
+    Every endpoint that shows check outputs or details follows it, so an output hidden from
+    ``/health`` is hidden from ``/api/checks`` too.
+    """
+    runtime: Runtime = request.app.state.runtime
+    shown = wants_details(runtime, request.headers.get("authorization"))
+    return Details(shown, "" if shown else details_hint(runtime))
+
+
+DetailsDep = Annotated[Details, Depends(get_details)]
+
+
+async def require_admin(request: Request, _token: Annotated[object, Depends(admin_token)]) -> None:
     """401 without a bearer token, 403 with a wrong one, 403 when no admin token is set."""
     runtime: Runtime = request.app.state.runtime
     token = runtime.settings.admin_token

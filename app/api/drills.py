@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from app.api.deps import AdminDep, StoreDep
+from app.api.openapi import responses
 from app.drills.service import DrillService
 from app.errors import DrillBusy, StoreUnavailable
 from app.units import rfc3339
@@ -30,7 +31,11 @@ def _known(drills: DrillService, name: str) -> DrillService:
     return drills
 
 
-@router.get("/{name}/runs", summary="Runs of one restore drill, newest first")
+@router.get(
+    "/{name}/runs",
+    summary="Runs of one restore drill, newest first",
+    responses=responses(404, 422, 503),
+)
 async def drill_runs(
     name: str,
     drills: DrillsDep,
@@ -62,7 +67,12 @@ async def drill_runs(
     }
 
 
-@router.post("/{name}/run", status_code=202, summary="Start a restore drill now (admin token)")
+@router.post(
+    "/{name}/run",
+    status_code=202,
+    summary="Start a restore drill now (admin token)",
+    responses=responses(401, 403, 404, 409, 503),
+)
 async def start_drill(name: str, _admin: AdminDep, drills: DrillsDep) -> dict[str, Any]:
     service = _known(drills, name)
     try:

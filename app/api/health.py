@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from app.api.deps import RuntimeDep, SnapshotDep, details_hint, wants_details
+from app.api.deps import RuntimeDep, SnapshotDep, details_hint, details_token, wants_details
+from app.api.openapi import HEALTH_JSON, HealthJSON, health_responses, responses
 from app.api.render import (
     detailed_health_body,
     health_check_entry,
@@ -22,9 +23,8 @@ from app.api.render import (
 )
 from app.checks.base import Status
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], default_response_class=HealthJSON)
 
-HEALTH_JSON = "application/health+json"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -32,23 +32,36 @@ def _code(status: Status | None) -> int:
     return 503 if status in (Status.FAIL, None) else 200
 
 
-@router.api_route("/health", methods=["GET", "HEAD"], summary="Overall verdict")
+@router.api_route(
+    "/health",
+    methods=["GET", "HEAD"],
+    summary="Overall verdict (?verbose: plain text)",
+    responses=health_responses(text=True),
+)
 async def health(
     request: Request,
     runtime: RuntimeDep,
     snapshot: SnapshotDep,
-    authorization: Annotated[str | None, Header()] = None,
+    _token: Annotated[object, Depends(details_token)],
+    verbose: Annotated[
+        str | None, Query(description="Present (any value): plain text, one line per check.")
+    ] = None,
 ) -> Response:
-    details = wants_details(runtime, authorization)
+    details = wants_details(runtime, request.headers.get("authorization"))
     code = _code(snapshot.status)
-    if "verbose" in request.query_params:
+    if verbose is not None:
         text = verbose_text(snapshot, outputs=details, hint=details_hint(runtime))
         return Response(text, code, NO_STORE, media_type="text/plain; charset=utf-8")
     body = detailed_health_body(snapshot) if details else public_health_body(snapshot)
     return Response(body, code, NO_STORE, media_type=HEALTH_JSON)
 
 
-@router.api_route("/health/live", methods=["GET", "HEAD"], summary="Process and scheduler alive")
+@router.api_route(
+    "/health/live",
+    methods=["GET", "HEAD"],
+    summary="Process and scheduler alive",
+    responses=health_responses(),
+)
 async def live(runtime: RuntimeDep) -> Response:
     alive = runtime.scheduler.alive
     body = {"status": "pass" if alive else "fail"}
@@ -57,7 +70,12 @@ async def live(runtime: RuntimeDep) -> Response:
     return Response(json.dumps(body), 200 if alive else 503, NO_STORE, media_type=HEALTH_JSON)
 
 
-@router.api_route("/health/ready", methods=["GET", "HEAD"], summary="First round done")
+@router.api_route(
+    "/health/ready",
+    methods=["GET", "HEAD"],
+    summary="First round done",
+    responses=health_responses(),
+)
 async def ready(snapshot: SnapshotDep) -> Response:
     body: dict[str, str] = {"status": "pass" if snapshot.ready else "fail"}
     if not snapshot.ready:
@@ -66,12 +84,18 @@ async def ready(snapshot: SnapshotDep) -> Response:
     return Response(json.dumps(body), code, NO_STORE, media_type=HEALTH_JSON)
 
 
-@router.api_route("/health/{check}", methods=["GET", "HEAD"], summary="One check")
+@router.api_route(
+    "/health/{check}",
+    methods=["GET", "HEAD"],
+    summary="One check",
+    responses={**health_responses(), **responses(404)},
+)
 async def check_health(
     check: str,
+    request: Request,
     runtime: RuntimeDep,
     snapshot: SnapshotDep,
-    authorization: Annotated[str | None, Header()] = None,
+    _token: Annotated[object, Depends(details_token)],
 ) -> Response:
     state = snapshot.checks.get(check)
     if state is None:
@@ -82,6 +106,6 @@ async def check_health(
         "version": snapshot.version,
         "serviceId": snapshot.service_id,
     }
-    if wants_details(runtime, authorization):
+    if wants_details(runtime, request.headers.get("authorization")):
         body["checks"] = {state.name: [health_check_entry(state)]}
     return Response(json.dumps(body), _code(effective), NO_STORE, media_type=HEALTH_JSON)

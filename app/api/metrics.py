@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from app.api.deps import RuntimeDep
+from app.api.openapi import PrometheusText
 
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.api_route(
+    "/metrics",
+    methods=["GET", "HEAD"],
+    summary="Prometheus metrics",
+    response_class=PrometheusText,
+    responses={200: {"content": {PrometheusText.media_type: {"schema": {"type": "string"}}}}},
+)
 async def metrics(runtime: RuntimeDep) -> Response:
-    return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
+    return PrometheusText(generate_latest(runtime.registry))

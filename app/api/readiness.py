@@ -12,13 +12,21 @@ import json
 from fastapi import APIRouter, HTTPException, Response
 
 from app.api.deps import RuntimeDep
+from app.api.openapi import responses
 from app.readiness import dr_readiness, drill_runs
+from app.units import json_default
 
 router = APIRouter(prefix="/api", tags=["readiness"])
 
 
 @router.api_route(
-    "/dr-readiness", methods=["GET", "HEAD"], summary="Readiness of the standby region"
+    "/dr-readiness",
+    methods=["GET", "HEAD"],
+    summary="Readiness of the standby region",
+    responses={
+        503: {"description": "The standby region is not ready: the body lists the blockers."},
+        **responses(404),
+    },
 )
 async def get_dr_readiness(runtime: RuntimeDep) -> Response:
     report = dr_readiness(runtime.monitor.snapshot, runtime.config, drill_runs(runtime.drills))
@@ -28,6 +36,6 @@ async def get_dr_readiness(runtime: RuntimeDep) -> Response:
             "No standby-region prerequisites are configured: list checks under "
             "dr_readiness: {checks: [...]} or label them region: dr.",
         )
-    body = json.dumps(report, separators=(",", ":"), default=str)
+    body = json.dumps(report, separators=(",", ":"), default=json_default)
     code = 200 if report["ready"] else 503
     return Response(body, code, {"Cache-Control": "no-store"}, media_type="application/json")

@@ -40,7 +40,7 @@ import aiohttp
 
 from app.checks._tls import certificate_expiry, describe_verification_error, tls_context
 from app.checks.base import CheckFailed
-from app.redact import MASK, redact_url
+from app.redact import MASK, encoded_forms, redact_url
 from app.units import format_duration
 
 # Requests in flight across all checks of the process. High enough that it never throttles a
@@ -169,6 +169,10 @@ class HttpClient:
         self.timeout = timeout
         self.base_url = base_url.rstrip("/")
         self.secrets = [s for s in secrets if s]
+        # Also as a server or proxy may echo them (Basic auth, a query string), longest first.
+        self._masked = sorted(
+            {form for s in self.secrets for form in (s, *encoded_forms(s))}, key=len, reverse=True
+        )
         self.follow_redirects = follow_redirects
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if auth is not None:
@@ -232,7 +236,7 @@ class HttpClient:
     # -- messages
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
+        for secret in self._masked:
             text = text.replace(secret, MASK)
         return text
 
@@ -306,7 +310,9 @@ class HttpClient:
         status page, which has no id and is itself the place one would look for an outage).
         """
         code = response.status_code
-        detail = self.error_detail(response)
+        # The body of a failed authentication is left out: servers and proxies echo the
+        # credentials they rejected there, in forms no scrubber can know all of.
+        detail = "" if code in (401, 407) else self.error_detail(response)
         said = f"HTTP {code}: {detail}" if detail else f"HTTP {code}"
         what = self.what
         target = resource or "the resource drwatch asked for"

@@ -19,9 +19,10 @@ The job's own ``duration_seconds`` is used, or else the time since its ``start``
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
@@ -129,6 +130,7 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
     def _judge(self, events: Sequence[HeartbeatEvent], facts: BackupFacts) -> Result:
         p = self.params
         now = facts.now
+        events = [_sane(e) for e in events]
         runs = _successes(events)
         latest = {kind: _newest(events, kind) for kind in ("start", "success", "fail")}
         success, failure, start = latest["success"], latest["fail"], latest["start"]
@@ -241,6 +243,32 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
                     f"{format_duration(typical_duration)}; it may have skipped most of the data."
                 )
         return warnings
+
+
+# Longer than any backup job runs; a larger stored duration is garbage, not a measurement.
+_MAX_DURATION_SECONDS = 10 * 365 * 86400.0
+
+
+def _sane(event: HeartbeatEvent) -> HeartbeatEvent:
+    """``event`` with numbers no backup can have (infinite, NaN, negative) dropped.
+
+    The API rejects them, but a store written by an older version or by hand may hold them, and
+    one such row must not fail every run of the check for good.
+    """
+    duration, size = event.duration_seconds, event.size_bytes
+    plausible_duration = (
+        isinstance(duration, int | float)
+        and math.isfinite(duration)
+        and 0 <= duration <= _MAX_DURATION_SECONDS
+    )
+    plausible_size = isinstance(size, int) and size >= 0
+    if (duration is None or plausible_duration) and (size is None or plausible_size):
+        return event
+    return replace(
+        event,
+        duration_seconds=duration if plausible_duration else None,
+        size_bytes=size if plausible_size else None,
+    )
 
 
 def _newest(events: Sequence[HeartbeatEvent], kind: str) -> HeartbeatEvent | None:

@@ -69,6 +69,7 @@ async def run_drill_with_lease(
     run_recorded: bool = False,
     lease_ttl: float = LEASE_TTL,
     pg_bin: Path | None = None,
+    work_dir: Path | None = None,
 ) -> DrillReport | None:
     """Run the drill if this process gets its lease; None when another process holds it.
 
@@ -76,7 +77,8 @@ async def run_drill_with_lease(
     of its TTL; if it is lost, the drill is cancelled so that two processes never restore at once.
     ``lease_held`` says the caller acquired the lease already (``POST /api/drills/{name}/run``
     does, to answer 409 at once); it is released here either way. ``run_recorded`` says the
-    caller recorded the start of ``run_id`` already. ``pg_bin`` is passed on to :func:`run_drill`.
+    caller recorded the start of ``run_id`` already. ``pg_bin`` and ``work_dir`` are passed on
+    to :func:`run_drill`.
     """
     name = lease_name(spec.name)
     if not lease_held and not await store.try_acquire_lease(name, owner, lease_ttl):
@@ -93,6 +95,7 @@ async def run_drill_with_lease(
                 s3_client_factory=s3_client_factory,
                 run_id=run_id,
                 pg_bin=pg_bin,
+                work_dir=work_dir,
             )
         )
         lost = asyncio.Event()

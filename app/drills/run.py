@@ -57,7 +57,7 @@ from app.drills.target import (
 )
 from app.dumps import Compression, Layout
 from app.errors import CorruptDump, DrillFailed
-from app.units import format_duration, parse_timestamp
+from app.units import format_duration, format_size, parse_timestamp
 
 log = logging.getLogger("drwatch.drills")
 
@@ -222,6 +222,8 @@ class _Run:
     async def fetch(self, workdir: Path) -> tuple[Path, Compression | None, Layout]:
         location = self.backup.location
         if location.startswith("s3://"):
+            if self.backup.size_bytes is not None:
+                _ensure_room(workdir, self.backup.size_bytes, f"download {location}")
             path, written = await _download_s3(location, workdir, self.s3_client_factory)
             if self.report.backup_size_bytes is None:
                 self.report.backup_size_bytes = written
@@ -246,6 +248,9 @@ class _Run:
         if compression is not None and dump_format != "plain":
             # pg_restore reads neither gzip nor zstd streams, and --jobs needs a seekable file.
             plain_name = workdir / f"decompressed.{dump_format}"
+            # At least the compressed size: custom and tar dumps compress their data themselves,
+            # so the outer stream seldom shrinks them much.
+            _ensure_room(workdir, path.stat().st_size, f"decompress {location}")
             self.say(f"decompressing {compression} into a temporary file")
             try:
                 await dumps.decompress_to(path, compression, plain_name)
@@ -324,6 +329,23 @@ class _Run:
         self.report.database_dropped = True
 
 
+def _make_workdir(work_dir: Path | None) -> Path:
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="drwatch-drill-", dir=work_dir))
+
+
+def _ensure_room(workdir: Path, needed: int, what: str) -> None:
+    """DrillFailed unless the work directory's file system has ``needed`` bytes free."""
+    free = shutil.disk_usage(workdir).free
+    if needed > free:
+        raise DrillFailed(
+            f"The drill work directory {workdir.parent} has too little room to {what}: needs "
+            f"{format_size(needed)}, {format_size(free)} free. Give DRWATCH_DRILL_WORK_DIR (the "
+            "chart's drills.workDir volume) more space."
+        )
+
+
 async def run_drill(
     spec: DrillSpec,
     backup: BackupRef,
@@ -332,6 +354,7 @@ async def run_drill(
     s3_client_factory: S3ClientFactory | None = None,
     run_id: str | None = None,
     pg_bin: Path | None = None,
+    work_dir: Path | None = None,
 ) -> DrillReport:
     """Restore ``backup`` into a fresh database on ``spec.target_dsn``, check it, drop it.
 
@@ -339,6 +362,7 @@ async def run_drill(
     (subprocesses killed, database dropped) and re-raises CancelledError. ``s3_client_factory``
     returns a boto3-compatible S3 client (``get_object``) for ``s3://`` backups. ``pg_bin`` is
     the directory of the PostgreSQL client programs (else the newest installed version, or PATH).
+    Downloads and decompressed dumps go under ``work_dir`` (default: the temporary directory).
     """
     if spec.rds is not None:
         from app.drills.rds import run_rds_drill
@@ -360,12 +384,20 @@ async def run_drill(
     )
     run = _Run(spec, backup, report, progress, s3_client_factory, pg_bin)
     failure: str | None = None
-    workdir = Path(tempfile.mkdtemp(prefix="drwatch-drill-"))
+    workdir: Path | None = None
+    try:
+        workdir = await asyncio.to_thread(_make_workdir, work_dir)
+    except OSError as exc:
+        failure = (
+            f"The drill work directory {work_dir} cannot be used ({exc.strerror}); check "
+            "DRWATCH_DRILL_WORK_DIR and its volume."
+        )
     try:
         deadline = asyncio.timeout(spec.timeout)
         try:
-            async with deadline:
-                await run.execute(workdir)
+            if workdir is not None:
+                async with deadline:
+                    await run.execute(workdir)
         except TimeoutError as exc:
             if deadline.expired():
                 failure = (
@@ -394,7 +426,8 @@ async def run_drill(
                 "could not drop the drill database",
                 extra={"database": report.database, "error": cleanup_error},
             )
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     conclude(report, spec.rto, backup.backup_time, failure, cleanup_error, started)
     log.info(
         "restore drill finished",

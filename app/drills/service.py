@@ -99,6 +99,7 @@ class DrillService:
         s3_client_factory: S3ClientFactory | None = None,
         lease_ttl: float = LEASE_TTL,
         pg_bin: Path | None = None,
+        work_dir: Path | None = None,
     ) -> None:
         self.specs = {spec.name: spec for spec in specs}
         self.store = store
@@ -108,6 +109,7 @@ class DrillService:
         self.s3_client_factory = s3_client_factory
         self.lease_ttl = lease_ttl
         self.pg_bin = pg_bin
+        self.work_dir = work_dir
         self.running: dict[str, str] = {}
         self.runs_total: dict[tuple[str, str], int] = {}
         # Report dicts (DrillReport.as_dict()) of the newest finished and newest passing run.
@@ -297,6 +299,7 @@ class DrillService:
                     run_recorded=True,
                     lease_ttl=self.lease_ttl,
                     pg_bin=self.pg_bin,
+                    work_dir=self.work_dir,
                 )
                 assert finished is not None  # with the lease held, it always runs
                 report = finished

@@ -99,7 +99,8 @@ async def test_a_backup_that_fails_verification_is_503(tmp_path: Path) -> None:
     backups = tmp_path / "backups"
     backups.mkdir()
     bad = _write(backups, b"--\n-- PostgreSQL database dump\n--\nCREATE TABLE t (id int);\n", 600)
-    async with running_app(_config(backups), settings_for(tmp_path)) as running:
+    settings = settings_for(tmp_path, health_details="always")
+    async with running_app(_config(backups), settings) as running:
         await running.wait_ready(60)
         response = await running.client.get("/api/backup-status")
     assert response.status_code == 503

@@ -181,7 +181,8 @@ async def test_live_fails_when_the_scheduler_stops_ticking(
 
 async def test_api_checks_lists_states(pg: PostgresCluster, tmp_path: Path) -> None:
     """/api/checks and /api/checks/{name} show status, output and the last result."""
-    async with running_app({"checks": [_pg_check("db", pg.dsn)]}, settings_for(tmp_path)) as r:
+    settings = settings_for(tmp_path, health_details="always")
+    async with running_app({"checks": [_pg_check("db", pg.dsn)]}, settings) as r:
         await r.wait_ready()
         listing = (await r.client.get("/api/checks")).json()
         assert listing["checks"][0]["name"] == "db"
@@ -230,3 +231,23 @@ async def test_a_dsn_password_never_leaves_drwatch(pg: PostgresCluster, tmp_path
     assert "check changed state" in logged
     for text in [*bodies, logged, json.dumps(state.as_dict(), default=str)]:
         assert password not in text
+
+
+async def test_head_works_wherever_get_does(pg: PostgresCluster, tmp_path: Path) -> None:
+    """Uptime monitors send HEAD: the same status as GET on /api/checks*, /api/scheduler and
+    /metrics (never 405).
+    """
+    async with running_app({"checks": [_pg_check("db", pg.dsn)]}, settings_for(tmp_path)) as r:
+        await r.wait_ready()
+        for path in (
+            "/api/checks",
+            "/api/checks/db",
+            "/api/checks/db/history",
+            "/api/scheduler",
+            "/metrics",
+            "/api/backup-status",
+        ):
+            get, head = await r.client.get(path), await r.client.head(path)
+            assert head.status_code == get.status_code, path
+            assert head.headers["content-type"] == get.headers["content-type"], path
+        assert (await r.client.head("/api/checks/nosuch")).status_code == 404

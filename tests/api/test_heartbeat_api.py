@@ -62,33 +62,43 @@ async def test_pings_without_the_right_token_are_401(tmp_path: Path) -> None:
         assert await running.runtime.store.heartbeat_events("nightly-job") == []
 
 
-async def test_unknown_sources_and_actions_are_4xx(tmp_path: Path) -> None:
-    """An unknown source is 404 (also a check that is not a heartbeat); an unknown action 4xx."""
+async def test_unknown_sources_answer_like_a_wrong_token(tmp_path: Path) -> None:
+    """An unknown name, a check that takes no pushes and a wrong token get the same 401."""
     config = _config()
     config["checks"].append(
         {"name": "db", "type": "postgres", "params": {"dsn": "postgresql://h/d"}}
     )
     async with running_app(config, settings_for(tmp_path), run_scheduler=False) as running:
-        assert (
-            await running.client.post("/api/backups/nosuch/ping", headers=AUTH)
-        ).status_code == 404
-        assert (await running.client.post("/api/backups/db/ping", headers=AUTH)).status_code == 404
+        answers = [
+            await running.client.post(url, headers=headers)
+            for url, headers in (
+                ("/api/backups/nosuch/ping", AUTH),
+                ("/api/backups/db/ping", AUTH),
+                ("/api/backups/nightly-job/ping", {"Authorization": "Bearer wrong-token-xyz"}),
+            )
+        ]
+        assert {a.status_code for a in answers} == {401}
+        assert len({a.content for a in answers}) == 1
+        assert len({a.headers.get("www-authenticate") for a in answers}) == 1
         bad_action = await running.client.post("/api/backups/nightly-job/explode", headers=AUTH)
         assert 400 <= bad_action.status_code < 500
 
 
 async def test_bad_bodies_get_4xx_never_500(tmp_path: Path) -> None:
-    """Bad JSON, a non-object, wrong types, unknown keys, a huge body: 4xx with a message."""
+    """Bad JSON, a non-object, wrong types, unknown keys, a huge body: 4xx with a message.
+
+    Every invalid body is a 422 in the one shape of validation errors; only size is a 413.
+    """
     async with running_app(_config(), settings_for(tmp_path), run_scheduler=False) as running:
         post = running.client.post
         url = "/api/backups/nightly-job/ping"
         cases = [
-            (b"{not json", 400),
-            (b"[1, 2]", 400),
+            (b"{not json", 422),
+            (b"[1, 2]", 422),
             (b'{"size_bytes": "big"}', 422),
             (b'{"size_bytes": -1}', 422),
             (b'{"colour": "red"}', 422),
-            (b"\xff\xfe\x00", 400),
+            (b"\xff\xfe\x00", 422),
             (b'{"message": "' + b"x" * 40_000 + b'"}', 413),
         ]
         for body, code in cases:

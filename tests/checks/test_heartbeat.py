@@ -219,3 +219,16 @@ async def test_a_ping_to_the_service_survives_a_restart(tmp_path: Path) -> None:
     (source,) = [s for s in answer.json()["sources"] if s["name"] == "nightly"]
     assert source["within_rpo"] is True
     assert source["location"] == "/backups/nightly.dump"
+
+
+async def test_it_is_not_poisoned_by_impossible_numbers_already_stored(
+    store: Store, source: str
+) -> None:
+    """Infinite, NaN and negative numbers in stored pings are ignored, not an error every run."""
+    for hours, duration in ((30, float("inf")), (26, float("-inf")), (22, -5.0), (18, 1e300)):
+        await ping(store, source, "success", hours, duration_seconds=duration, size_bytes=-1)
+    await ping(store, source, "success", 2, duration_seconds=float("inf"), size_bytes=-7)
+    result = await run(check(store, source))
+    assert result.status is Status.PASS, result.output
+    assert result.details["duration_seconds"] is None
+    assert result.details["size_bytes"] is None

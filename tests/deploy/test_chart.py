@@ -123,7 +123,11 @@ def test_the_default_values_run_one_non_root_read_only_pod_on_sqlite(helm: str) 
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes["tmp"] and "emptyDir" in volumes["state"]
     mounts = {m["mountPath"]: m["name"] for m in drwatch["volumeMounts"]}
-    assert mounts == {"/tmp": "tmp", "/var/lib/drwatch": "state"}
+    assert mounts == {
+        "/tmp": "tmp",
+        "/var/lib/drwatch": "state",
+        "/var/lib/drwatch-drills": "drill-work",
+    }
     variables = env(drwatch)
     assert variables["DRWATCH_STATE_URL"] == "sqlite+aiosqlite:////var/lib/drwatch/drwatch-state.db"
     assert variables["DRWATCH_PORT"] == "8080"
@@ -363,3 +367,48 @@ def test_the_notes_warn_when_health_is_not_reachable_from_outside(
     notes = render_notes(helm, tmp_path)
     assert "Route 53 needs /health reachable from the internet" in notes
     assert "embedded SQLite" in notes
+
+
+def _ingress_paths(manifests: list[dict[str, Any]]) -> list[str]:
+    (rule,) = one(manifests, "Ingress")["spec"]["rules"]
+    return [p["path"] for p in rule["http"]["paths"]]
+
+
+def test_the_ingress_exposes_only_the_public_paths(helm: str) -> None:
+    """By default /health*, /status, /api/v2 and /api/backups; never /api/checks or /metrics."""
+    manifests = template(
+        helm, "--set", "ingress.enabled=true", "--set", "ingress.hosts[0].host=dr.example.com"
+    )
+    assert _ingress_paths(manifests) == ["/health", "/status", "/api/v2", "/api/backups"]
+    production = template(helm, "-f", str(PRODUCTION_VALUES))
+    assert "/" not in _ingress_paths(production)
+    assert not [p for p in _ingress_paths(production) if p.startswith(("/api/checks", "/metrics"))]
+
+
+def test_the_ingress_exposes_more_only_when_told(helm: str) -> None:
+    """extraPaths adds prefixes; expose: all routes everything."""
+    common = ["--set", "ingress.enabled=true", "--set", "ingress.hosts[0].host=dr.example.com"]
+    extra = template(helm, *common, "--set", "ingress.extraPaths[0]=/api/backup-status")
+    assert _ingress_paths(extra)[-1] == "/api/backup-status"
+    everything = template(helm, *common, "--set", "ingress.expose=all")
+    assert _ingress_paths(everything) == ["/"]
+    assert "/ingress/expose" in refused(helm, *common, "--set", "ingress.expose=some")
+
+
+def test_drills_get_their_own_work_directory(helm: str) -> None:
+    """DRWATCH_DRILL_WORK_DIR names an emptyDir of its own, sized by drillWorkDir.sizeLimit."""
+    deployment = one(template(helm, "--set", "drillWorkDir.sizeLimit=10Gi"), "Deployment")
+    drwatch = container(deployment)
+    assert env(drwatch)["DRWATCH_DRILL_WORK_DIR"] == "/var/lib/drwatch-drills"
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["drill-work"]["emptyDir"]["sizeLimit"] == "10Gi"
+
+
+def test_the_production_example_fails_over_only_for_regional_checks(helm: str) -> None:
+    """Backup sources in the example are not critical: a stale dump never fails DNS over."""
+    config_map = one(template(helm, "-f", str(PRODUCTION_VALUES)), "ConfigMap")
+    config = yaml.safe_load(next(iter(config_map["data"].values())))
+    backup_types = {"backup_files", "s3", "heartbeat", "wal_archive"}
+    backups = [c for c in config["checks"] if c["type"] in backup_types]
+    assert backups
+    assert all(c.get("criticality", "degraded") != "critical" for c in backups)

@@ -469,3 +469,38 @@ def test_a_backup_ref_comes_from_a_backup_checks_details() -> None:
     assert (backup.size_bytes, backup.rpo_seconds) == (1234, 86400.0)
     with pytest.raises(ValueError, match="has not reported"):
         BackupRef.from_details({"location": None})
+
+
+# --- the work directory --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_work_dir(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MB tmpfs, so a drill runs out of room in it (needs root to mount)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+async def test_it_refuses_to_decompress_a_dump_its_work_directory_cannot_hold(
+    target: PostgresCluster, tmp_path: Path, small_work_dir: Path
+) -> None:
+    """A 3 MB gzipped dump and 1 MB free: the drill fails before writing, saying how much."""
+    dump = tmp_path / "big.dump.gz"
+    dump.write_bytes(gzip.compress(b"PGDMP" + os.urandom(3_000_000), compresslevel=1))
+    report = await run_drill(
+        drill(target),
+        BackupRef(str(dump), datetime.now(UTC)),
+        work_dir=small_work_dir / "drills",
+    )
+    assert report.status == "fail"
+    assert "needs 3.0 MB" in report.message
+    assert "free" in report.message
+    assert "DRWATCH_DRILL_WORK_DIR" in report.message
+    assert list((small_work_dir / "drills").iterdir()) == []

@@ -33,7 +33,8 @@ async def test_a_paused_scheduler_turns_every_answer_stale_within_three_interval
     pg: PostgresCluster, tmp_path: Path
 ) -> None:
     """/health (fast path and route), /health/db, /api/checks and /metrics all say fail."""
-    async with running_app(_config(pg.dsn), settings_for(tmp_path)) as running:
+    settings = settings_for(tmp_path, health_details="always")
+    async with running_app(_config(pg.dsn), settings) as running:
         await running.wait_ready()
         assert (await running.client.get("/health")).status_code == 200
         # Stop everything the scheduler does, its own staleness tick included.

@@ -88,6 +88,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: {{ $name }}_FILE
   value: /run/secrets/drwatch/{{ $key }}
 {{- end }}
+- name: DRWATCH_DRILL_WORK_DIR
+  value: /var/lib/drwatch-drills
 {{- range $name, $value := .Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
@@ -106,6 +108,8 @@ envFrom:
 {{- define "drwatch.volumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+- name: drill-work
+  mountPath: /var/lib/drwatch-drills
 {{- if not (include "drwatch.statePostgres" .) }}
 - name: state
   mountPath: /var/lib/drwatch
@@ -119,5 +123,24 @@ envFrom:
 - name: secret-files
   mountPath: /run/secrets/drwatch
   readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+Paths the Ingress routes to drwatch. "public": what must be reachable from outside (Route 53 and
+uptime monitors: /health*; people: /status and the Statuspage JSON; backup jobs: their pings),
+plus ingress.extraPaths; "all": everything, including /api/checks and /metrics.
+*/}}
+{{- define "drwatch.ingressPaths" -}}
+{{- if eq .Values.ingress.expose "all" -}}
+- /
+{{- else -}}
+- /health
+- /status
+- /api/v2
+- /api/backups
+{{- range .Values.ingress.extraPaths }}
+- {{ . }}
+{{- end }}
 {{- end }}
 {{- end }}
