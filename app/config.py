@@ -1,4 +1,5 @@
-"""The configuration document: checks and drills, from YAML (or the environment).
+"""The configuration document: checks, drills and maintenance windows, from YAML (or the
+environment).
 
 Checks come from, in order of precedence:
 
@@ -32,6 +33,7 @@ from app.checks.base import Check, CheckContext, Criticality, Params, collect_se
 from app.drills.spec import DrillSpec
 from app.drills.target import check_targets
 from app.errors import ConfigError
+from app.history.maintenance import Window, WindowSpec, window_from_spec
 from app.interpolate import interpolate
 from app.quick_start import quick_start_document
 from app.settings import Settings
@@ -85,6 +87,7 @@ class _TopLevel(BaseModel):
 
     checks: list[dict[str, Any]] = Field(default_factory=list)
     drills: list[dict[str, Any]] = Field(default_factory=list)
+    maintenance: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class Config:
     checks: tuple[CheckConfig, ...]
     source: str = "configuration"
     drills: tuple[DrillSpec, ...] = ()
+    maintenance: tuple[Window, ...] = ()
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -103,6 +107,7 @@ class Config:
             tuple(c for c in self.checks if c.name in wanted),
             self.source,
             tuple(d for d in self.drills if d.source in wanted),
+            self.maintenance,
         )
 
 
@@ -160,9 +165,14 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
         if check is not None:
             checks.append(check)
     drills = _parse_drills(top.get("drills", []), checks, errors)
+    # Patterns are matched against every named check, also invalid ones: a window on a check
+    # with a typo in its params must not add a second, misleading error.
+    maintenance = _parse_maintenance(top.get("maintenance", []), list(seen), errors)
     if errors:
         raise ConfigError(errors, source)
-    config = Config(checks=tuple(checks), source=source, drills=tuple(drills))
+    config = Config(
+        checks=tuple(checks), source=source, drills=tuple(drills), maintenance=tuple(maintenance)
+    )
     for check in config.checks:
         redact.register(collect_secrets(check.params))
     for drill in config.drills:
@@ -270,6 +280,33 @@ def _parse_drills(
     production = [dsn for c in checks if (dsn := c.check_class.production_dsn(c.params))]
     errors.extend(check_targets(targets, production))
     return drills
+
+
+def _parse_maintenance(
+    entries: list[dict[str, Any]], check_names: list[str], errors: Errors
+) -> list[Window]:
+    windows: list[Window] = []
+    seen: dict[str, str] = {}  # name -> field path of its first definition
+    for index, entry in enumerate(entries):
+        base = f"maintenance.{index}"
+        spec, fields = _validate(WindowSpec, entry, base, errors)
+        name = str(fields.get("name", ""))
+        duplicate = name in seen
+        if duplicate:
+            # One name is one window in the API, the metrics and DELETE; two definitions of it
+            # (overlapping or not) would make those ambiguous.
+            errors.append(
+                (f"{base}.name", f"duplicate maintenance window name {name!r} (also {seen[name]})")
+            )
+        elif name:
+            seen[name] = base
+        if spec is None:
+            continue
+        window, problems = window_from_spec(spec, check_names)
+        errors.extend((_path(base, where), message) for where, message in problems)
+        if window is not None and not duplicate:
+            windows.append(window)
+    return windows
 
 
 def _either(names: list[str]) -> str:

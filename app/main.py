@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from app.api import backups, checks, drills, health, metrics
+from app.api import backups, checks, drills, health, maintenance, metrics
 from app.api.fastpath import HealthFastPath
 from app.config import Config
 from app.errors import StoreUnavailable
@@ -42,6 +42,7 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
     app.include_router(metrics.router)
     app.include_router(drills.router)
     app.include_router(backups.router)
+    app.include_router(maintenance.router)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

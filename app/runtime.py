@@ -17,6 +17,7 @@ from app.checks._shared import SharedResources
 from app.checks.base import Check, CheckContext
 from app.config import Config
 from app.drills.service import DrillService, backup_from_results
+from app.history.maintenance import MaintenanceSchedule
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
 from app.scheduler import Scheduler, add_cron_job
@@ -47,6 +48,7 @@ class Runtime:
     version: str
     drills: DrillService
     resources: SharedResources
+    maintenance: MaintenanceSchedule
     started_at: float = field(default_factory=time.time)
     # Work started on behalf of a request (a heartbeat ping evaluates its check at once), kept
     # so stop() can cancel what is still running instead of leaving it to a closed loop.
@@ -67,11 +69,17 @@ class Runtime:
         def on_transition(transition: Transition) -> None:
             writer.submit("transition", lambda: store.record_transitions([transition]))
 
+        maintenance = MaintenanceSchedule(
+            config.maintenance,
+            ((c.name, c.criticality) for c in config.checks),
+            refresh_interval=settings.maintenance_refresh,
+        )
         monitor = Monitor(
             config.checks,
             service_id=settings.service_id,
             version=version,
             on_transition=on_transition if serve else None,
+            maintenance=maintenance,
         )
         scheduler = Scheduler(monitor, checks.values(), {c.name: c.interval for c in config.checks})
 
@@ -110,11 +118,13 @@ class Runtime:
                     scheduler=scheduler,
                     store_writer=writer,
                     drills=drills.metric_rows,
+                    maintenance=maintenance,
                 )
             ),
             version=version,
             drills=drills,
             resources=resources,
+            maintenance=maintenance,
         )
 
     async def migrate(self) -> None:
@@ -135,6 +145,10 @@ class Runtime:
         await self.migrate()
         self.writer.start()
         await self.drills.load_history()
+        # Ad hoc windows apply before the first verdict; then every replica keeps up with the
+        # store in the background (never on a request).
+        await self.maintenance.refresh(self.store)
+        self.spawn(self.maintenance.keep_fresh(self.store), "maintenance-refresh")
         if run_scheduler:
             self.scheduler.start()
         log.info(

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         None, description="Run migrations at start-up; default: yes for SQLite, no for PostgreSQL."
     )
     store_retry_max: Duration = Field(60.0, description="Longest wait between store write retries.")
+    maintenance_refresh: Duration = Field(
+        15.0,
+        gt=0,
+        le=30,
+        description="How often each replica re-reads ad hoc maintenance windows from the store.",
+    )
     pg_bin: Path | None = Field(
         None,
         description=(

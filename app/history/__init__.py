@@ -1,0 +1,1 @@
+"""History: answers about the past (incidents, SLO, maintenance), computed from the store."""
