@@ -556,7 +556,8 @@ class MaintenanceSchedule:
         if not await store.start_maintenance(record):
             raise MaintenanceConflict(
                 f"The maintenance window {request.name!r} is already open; end it first "
-                f"(DELETE /api/maintenance/{request.name})."
+                f"(DELETE /api/maintenance/{request.name} or drwatch maintenance end "
+                f"{request.name})."
             )
         window = window_from_record(record, self.criticality)
         self._set_adhoc((*self.adhoc, window))
@@ -583,12 +584,17 @@ class MaintenanceSchedule:
         )
         return window_from_record(replace(ended[-1], ends_at=now), self.criticality)
 
-    async def refresh(self, store: Store, *, now: datetime | None = None) -> None:
-        """Re-read the ad hoc windows from the store; a store that is down keeps what is known."""
+    async def refresh(
+        self, store: Store, *, now: datetime | None = None, strict: bool = False
+    ) -> None:
+        """Re-read the ad hoc windows from the store; a store that is down keeps what is known
+        (``strict``: its error propagates)."""
         now = now or datetime.now(UTC)
         try:
             records = await store.maintenance_windows(ending_after=now - KEPT_FOR)
         except Exception as exc:
+            if strict:
+                raise
             error = f"{type(exc).__name__}: {exc}"
             if self._store_error is None:
                 log.warning(
