@@ -86,6 +86,9 @@ FAMILIES = {
     "drwatch_store_pending_writes",
     "drwatch_store_write_failures",
     "drwatch_store_dropped_writes",
+    "drwatch_maintenance_active",
+    # Exported only while some window is defined: the config below has one, far in the future.
+    "drwatch_maintenance_window_info",
 }
 
 
@@ -251,6 +254,16 @@ async def scrape(
                 ],
             }
         ],
+        # Defined but not open: every check reports drwatch_maintenance_active 0.
+        "maintenance": [
+            {
+                "name": "cert-rotation",
+                "checks": ["cert"],
+                "start": "2099-01-01T00:00:00Z",
+                "end": "2099-01-01T01:00:00Z",
+                "reason": "rotate the site certificate",
+            }
+        ],
     }
     tmp_path = tmp_path_factory.mktemp("metrics-state")
     started_at = time.time()
@@ -412,6 +425,15 @@ def test_store_families(scrape: Scrape) -> None:
     assert scrape.value("drwatch_store_dropped_writes_total") == 0.0
     assert scrape.types["drwatch_store_write_failures"] == "counter"
     assert scrape.types["drwatch_store_dropped_writes"] == "counter"
+
+
+def test_maintenance_families(scrape: Scrape) -> None:
+    """Every check is outside a window (0); the defined window is described with its source."""
+    assert scrape.labels("drwatch_maintenance_active", "check") == set(INTERVALS)
+    for name in INTERVALS:
+        assert scrape.value("drwatch_maintenance_active", check=name) == 0.0
+    labels = {"name": "cert-rotation", "source": "config", "failover": "false"}
+    assert scrape.value("drwatch_maintenance_window_info", **labels) == 1.0
 
 
 def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
