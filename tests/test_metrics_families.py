@@ -432,8 +432,9 @@ def test_maintenance_families(scrape: Scrape) -> None:
     assert scrape.labels("drwatch_maintenance_active", "check") == set(INTERVALS)
     for name in INTERVALS:
         assert scrape.value("drwatch_maintenance_active", check=name) == 0.0
-    labels = {"name": "cert-rotation", "source": "config", "failover": "false"}
-    assert scrape.value("drwatch_maintenance_window_info", **labels) == 1.0
+    # Scrape.value() takes the metric's name as `name`, which is also this family's label.
+    info = [(s.labels, s.value) for s in scrape.samples["drwatch_maintenance_window_info"]]
+    assert info == [({"name": "cert-rotation", "source": "config", "failover": "false"}, 1.0)]
 
 
 def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
