@@ -33,7 +33,7 @@ from app.checks.base import Check, CheckContext, Criticality, Params, collect_se
 from app.drills.spec import DrillSpec
 from app.drills.target import check_targets
 from app.errors import ConfigError
-from app.history.maintenance import Window, WindowSpec, window_from_spec
+from app.history.windows import Window, WindowSpec, window_from_spec
 from app.interpolate import interpolate
 from app.quick_start import quick_start_document
 from app.settings import Settings

@@ -15,7 +15,8 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import AdminDep, StoreDep
 from app.errors import MaintenanceConflict, StoreUnavailable, UnknownMaintenanceWindow
-from app.history.maintenance import UPCOMING, MaintenanceSchedule, Window, WindowRequest
+from app.history.maintenance import UPCOMING, MaintenanceSchedule, WindowRequest
+from app.history.windows import Window
 from app.units import rfc3339
 
 router = APIRouter(prefix="/api/maintenance", tags=["maintenance"])

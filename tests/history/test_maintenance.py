@@ -12,7 +12,8 @@ import pytest
 from app.checks.base import Result, Status
 from app.config import parse_config
 from app.errors import ConfigError
-from app.history.maintenance import MaintenanceSchedule, Window, span_seconds
+from app.history.maintenance import MaintenanceSchedule
+from app.history.windows import Window, span_seconds
 from app.monitor import Monitor
 from app.store.repository import Transition
 
