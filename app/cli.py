@@ -393,14 +393,27 @@ async def run_once(
     )
     runtime = Runtime.build(settings, selected, serve=False)
     try:
-        # Ad hoc windows opened elsewhere count here too (a store that is down: config only).
-        await runtime.maintenance.refresh(runtime.store)
+        # Ad hoc windows opened elsewhere count here too (a store that is down: config only),
+        # without creating an SQLite store where there is none yet.
+        if _store_may_exist(settings.state_url):
+            await runtime.maintenance.refresh(runtime.store)
         if backups:
             await runtime.drills.load_history()
         snapshot = await runtime.run_checks(runtime.checks, parallel=_MAX_PARALLEL)
         return snapshot, runtime.drills.summaries()
     finally:
         await runtime.stop()
+
+
+def _store_may_exist(url: str) -> bool:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return bool(parsed.database) and Path(str(parsed.database)).exists()
 
 
 def _print_backup_status(
