@@ -12,6 +12,11 @@
     drwatch incidents [--json]    incidents from the shared history; exit 1 when the store is down
     drwatch config validate       validate the configuration; exit 2 when invalid
     drwatch db upgrade            apply the state store's migrations
+    drwatch maintenance start NAME (--duration D | --end TIME) --reason TEXT [--check C ...]
+                                  open an ad hoc maintenance window now, for every replica
+    drwatch maintenance end NAME  end it early
+    drwatch maintenance list [--json]
+                                  open and upcoming windows (next 7 days)
 
 Configuration errors print every problem by field path and exit with code 2.
 """
@@ -28,10 +33,12 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app import logs
 from app.checks.base import Status
 from app.config import Config, load_config
-from app.errors import ConfigError
+from app.errors import ConfigError, StoreUnavailable
 from app.monitor import Snapshot
 from app.runtime import Runtime
 from app.settings import Settings, load_settings
@@ -114,6 +121,33 @@ def _parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="every replica's view merged (default: this one)"
     )
     incidents.set_defaults(handler=_incidents)
+
+    maintenance = commands.add_parser("maintenance", help="maintenance windows")
+    maintenance_commands = maintenance.add_subparsers(dest="maintenance_command", required=True)
+    start = maintenance_commands.add_parser(
+        "start", help="open an ad hoc maintenance window now (stored: every replica honours it)"
+    )
+    start.add_argument("name", help="the window's name (used to end it)")
+    length = start.add_mutually_exclusive_group(required=True)
+    length.add_argument("--duration", help="how long it stays open, e.g. 2h")
+    length.add_argument("--end", help="when it closes, RFC 3339, e.g. 2026-03-01T04:00:00Z")
+    start.add_argument("--reason", required=True, help="what the work is, for the people paged")
+    start.add_argument(
+        "--check",
+        dest="checks",
+        action="append",
+        help="a check name or glob pattern it covers (repeatable; default every check)",
+    )
+    start.add_argument(
+        "--failover", action="store_true", help="let /health answer 503 for failing checks"
+    )
+    start.set_defaults(handler=_maintenance, action="start")
+    end = maintenance_commands.add_parser("end", help="end an ad hoc maintenance window now")
+    end.add_argument("name")
+    end.set_defaults(handler=_maintenance, action="end")
+    listing = maintenance_commands.add_parser("list", help="open and upcoming windows (7 days)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=_maintenance, action="list")
 
     db = commands.add_parser("db", help="state store commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -317,6 +351,118 @@ def _store_failure(exc: BaseException, where: str) -> str:
     return f"migrating the state store at {where} failed: {detail}."
 
 
+# sysexits.h EX_UNAVAILABLE: the state store could not be reached, so nothing was changed.
+EXIT_UNAVAILABLE = 69
+
+
+def _maintenance(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings)
+    try:
+        return asyncio.run(_run_maintenance(args, settings, config))
+    except StoreUnavailable as exc:
+        print(f"drwatch maintenance: {exc.message}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+async def _run_maintenance(args: argparse.Namespace, settings: Settings, config: Config) -> int:
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from app.errors import MaintenanceConflict, UnknownMaintenanceWindow
+    from app.history.maintenance import MaintenanceSchedule, WindowRequest
+    from app.redact import redact_url, scrub
+    from app.store.db import upgrade
+    from app.store.repository import Store
+
+    schedule = MaintenanceSchedule(
+        config.maintenance, ((c.name, c.criticality) for c in config.checks)
+    )
+    store = Store.from_url(settings.state_url, settings.service_id)
+    where = redact_url(settings.state_url)
+    now = datetime.now(UTC)
+    try:
+        if settings.migrations_on_start:
+            await asyncio.to_thread(upgrade, settings.state_url)
+        if args.action == "list":
+            await schedule.refresh(store, now=now, strict=True)
+            return _print_windows(schedule.listing(now), json_output=args.json)
+        if args.action == "end":
+            try:
+                window = await schedule.end(store, args.name, now=now)
+            except (UnknownMaintenanceWindow, MaintenanceConflict) as exc:
+                print(f"drwatch maintenance end: {exc}", file=sys.stderr)
+                return 1
+            print(f"maintenance window {window.name} ended at {now:%Y-%m-%dT%H:%M:%SZ}")
+            return 0
+        raw = {
+            "name": args.name,
+            "checks": args.checks,
+            "duration": args.duration,
+            "end": args.end,
+            "reason": args.reason,
+            "failover": args.failover,
+        }
+        try:
+            request = WindowRequest.model_validate({k: v for k, v in raw.items() if v is not None})
+        except ValidationError as exc:
+            problems = [
+                (".".join(map(str, e["loc"])), ConfigError.describe(e)) for e in exc.errors()
+            ]
+        else:
+            problems = schedule.problems(request, now)
+        if problems:
+            for field_name, message in problems:
+                print(f"drwatch maintenance start: {field_name}: {message}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            window = await schedule.start(store, request, now=now)
+        except MaintenanceConflict as exc:
+            print(f"drwatch maintenance start: {exc}", file=sys.stderr)
+            return 1
+        assert window.end is not None
+        covered = ", ".join(sorted(window.checks)) if window.checks is not None else "every check"
+        print(
+            f"maintenance window {window.name} open until {window.end:%Y-%m-%dT%H:%M:%SZ} for "
+            f"{covered}; every replica sharing {where} honours it within "
+            f"{format_duration(settings.maintenance_refresh)}"
+        )
+        return 0
+    except (OSError, SQLAlchemyError) as exc:
+        raise StoreUnavailable(
+            f"the state store {where} failed: {scrub(f'{type(exc).__name__}: {exc}')[:300]}"
+        ) from None
+    finally:
+        await store.dispose()
+
+
+def _print_windows(windows: list[dict[str, Any]], *, json_output: bool) -> int:
+    if json_output:
+        print(json.dumps({"windows": windows}, indent=2))
+        return 0
+    if not windows:
+        print("no maintenance window is open or opens in the next 7 days")
+        return 0
+    rows = [("NAME", "SOURCE", "START", "END", "CHECKS", "FAILOVER", "STATE")]
+    for window in windows:
+        checks = window["checks"]
+        rows.append(
+            (
+                window["name"],
+                window["source"],
+                window["start"],
+                window["end"],
+                "all" if checks is None else ",".join(checks),
+                "yes" if window["failover"] else "no",
+                "open" if window["active"] else "upcoming",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(settings)
     unknown = [n for n in args.names if config.check(n) is None]
@@ -352,6 +498,10 @@ async def run_once(
     )
     runtime = Runtime.build(settings, selected, serve=False)
     try:
+        # Ad hoc windows opened elsewhere count here too (a store that is down: config only),
+        # without creating an SQLite store where there is none yet.
+        if _store_may_exist(settings.state_url):
+            await runtime.maintenance.refresh(runtime.store)
         if backups:
             await runtime.drills.load_history()
         snapshot = await runtime.run_checks(runtime.checks, parallel=_MAX_PARALLEL)
@@ -413,6 +563,17 @@ def _readiness_text(report: dict[str, Any]) -> str:
         lines.append("blockers:")
         lines.extend(f"  - {blocker}" for blocker in report["blockers"])
     return "\n".join(lines)
+
+
+def _store_may_exist(url: str) -> bool:
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return bool(parsed.database) and Path(str(parsed.database)).exists()
 
 
 def _print_backup_status(

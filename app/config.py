@@ -1,4 +1,5 @@
-"""The configuration document: checks and drills, from YAML (or the environment).
+"""The configuration document: checks, drills and maintenance windows, from YAML (or the
+environment).
 
 Checks come from, in order of precedence:
 
@@ -33,6 +34,7 @@ from app.drills.spec import DrillSpec
 from app.drills.target import check_targets
 from app.errors import ConfigError
 from app.history.slo import SloSpec
+from app.history.windows import Window, WindowSpec, window_from_spec
 from app.interpolate import interpolate
 from app.quick_start import quick_start_document
 from app.settings import Settings
@@ -109,6 +111,7 @@ class _TopLevel(BaseModel):
     drills: list[dict[str, Any]] = Field(default_factory=list)
     dr_readiness: dict[str, Any] | None = None
     slo: dict[str, Any] = Field(default_factory=dict)
+    maintenance: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class Config:
     drills: tuple[DrillSpec, ...] = ()
     dr_readiness: ReadinessSpec | None = None
     slo: SloSpec = field(default_factory=SloSpec)
+    maintenance: tuple[Window, ...] = ()
 
     def check(self, name: str) -> CheckConfig | None:
         return next((c for c in self.checks if c.name == name), None)
@@ -131,6 +135,7 @@ class Config:
             tuple(d for d in self.drills if d.source in wanted),
             self.dr_readiness,
             self.slo,
+            self.maintenance,
         )
 
     def readiness_checks(self) -> list[CheckConfig]:
@@ -199,6 +204,9 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
     drills = _parse_drills(top.get("drills", []), checks, errors)
     readiness = _parse_readiness(top.get("dr_readiness"), checks, drills, errors)
     slo, _ = _validate(SloSpec, top.get("slo") or {}, "slo", errors)
+    # Patterns are matched against every named check, also invalid ones: a window on a check
+    # with a typo in its params must not add a second, misleading error.
+    maintenance = _parse_maintenance(top.get("maintenance", []), list(seen), errors)
     if errors:
         raise ConfigError(errors, source)
     config = Config(
@@ -207,6 +215,7 @@ def parse_config(raw: Any, source: str = "configuration") -> Config:
         drills=tuple(drills),
         dr_readiness=readiness,
         slo=slo or SloSpec(),
+        maintenance=tuple(maintenance),
     )
     for check in config.checks:
         redact.register(collect_secrets(check.params))
@@ -382,6 +391,33 @@ def _parse_readiness(
         if name not in drill_names
     ]
     return spec
+
+
+def _parse_maintenance(
+    entries: list[dict[str, Any]], check_names: list[str], errors: Errors
+) -> list[Window]:
+    windows: list[Window] = []
+    seen: dict[str, str] = {}  # name -> field path of its first definition
+    for index, entry in enumerate(entries):
+        base = f"maintenance.{index}"
+        spec, fields = _validate(WindowSpec, entry, base, errors)
+        name = str(fields.get("name", ""))
+        duplicate = name in seen
+        if duplicate:
+            # One name is one window in the API, the metrics and DELETE; two definitions of it
+            # (overlapping or not) would make those ambiguous.
+            errors.append(
+                (f"{base}.name", f"duplicate maintenance window name {name!r} (also {seen[name]})")
+            )
+        elif name:
+            seen[name] = base
+        if spec is None:
+            continue
+        window, problems = window_from_spec(spec, check_names)
+        errors.extend((_path(base, where), message) for where, message in problems)
+        if window is not None and not duplicate:
+            windows.append(window)
+    return windows
 
 
 def _either(names: list[str]) -> str:

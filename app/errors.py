@@ -15,6 +15,11 @@
     │                             lease is held); the API answers 409
     ├── UnknownDrill              no drill with that name is configured; also a KeyError, so
     │                             lookups by name may catch either
+    ├── MaintenanceConflict       an ad hoc maintenance window cannot start or end as asked (one
+    │                             of that name is open, or it is a configured one); the API
+    │                             answers 409
+    ├── UnknownMaintenanceWindow  no open ad hoc maintenance window has that name; the API
+    │                             answers 404
     └── StoreUnavailable          the state store could not be read or written in time; the API
                                   answers 503 (with ``Retry-After`` when a retry soon can succeed)
 
@@ -94,6 +99,18 @@ class DrillBusy(DrwatchError):
 
 class UnknownDrill(DrwatchError, KeyError):
     """No drill with that name is configured."""
+
+
+class MaintenanceConflict(DrwatchError):
+    """The ad hoc window cannot start or end as asked; the message says why, for a person."""
+
+
+class UnknownMaintenanceWindow(DrwatchError, KeyError):
+    """No open ad hoc maintenance window has that name."""
+
+    def __str__(self) -> str:
+        # KeyError's str() quotes its argument; this is a sentence for a person.
+        return str(self.args[0]) if self.args else ""
 
 
 class StoreUnavailable(DrwatchError):

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.routing import Match
 
-from app.api import backups, checks, drills, health, incidents, metrics, readiness, slo
+from app.api import backups, checks, drills, health, incidents, maintenance, metrics, readiness, slo
 from app.api.fastpath import HealthFastPath
 from app.api.openapi import document_validation_errors
 from app.config import Config
@@ -46,7 +47,20 @@ def create_app(settings: Settings, config: Config, *, run_scheduler: bool = True
     app.include_router(readiness.router)
     app.include_router(incidents.router)
     app.include_router(slo.router)
+    app.include_router(maintenance.router)
     document_validation_errors(app)
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette names only the methods of the one route it matched; a path served by
+        # several routes (GET and POST /api/maintenance) allows the methods of all of them.
+        allowed: set[str] = set()
+        for route in app.router.routes:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                allowed |= getattr(route, "methods", None) or set()
+        detail = getattr(exc, "detail", "Method Not Allowed")
+        return JSONResponse({"detail": detail}, 405, headers={"Allow": ", ".join(sorted(allowed))})
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,7 @@ from app.monitor import Snapshot
 from app.units import parse_timestamp
 
 if TYPE_CHECKING:
+    from app.history.maintenance import MaintenanceSchedule
     from app.scheduler import Scheduler
     from app.store.writer import StoreWriter
 
@@ -38,6 +40,7 @@ class MetricSources:
     readiness: Callable[[], dict[str, Any] | None] | None = None
     # HistoryCache.metric_values: SLO figures, open incidents, recovery points.
     history: Callable[[], dict[str, Any]] | None = None
+    maintenance: MaintenanceSchedule | None = None
 
 
 # A gauge exported only beside another one of the same check: an objective is exported with the
@@ -112,6 +115,12 @@ class SnapshotCollector(Collector):
         overruns = CounterMetricFamily(
             "drwatch_check_overruns",
             "Runs skipped because the previous run of the check was still going.",
+            labels=["check"],
+        )
+        # Labels: check. For every check, so alert rules can say `unless on(...) ... == 1`.
+        maintenance_active = GaugeMetricFamily(
+            "drwatch_maintenance_active",
+            "1 while a maintenance window covers the check, else 0.",
             labels=["check"],
         )
         # Labels: check.
@@ -201,6 +210,7 @@ class SnapshotCollector(Collector):
             for option in ("pass", "warn", "fail", "pending"):
                 status.add_metric([name, option], 1.0 if option == current else 0.0)
             interval.add_metric([name], config.interval)
+            maintenance_active.add_metric([name], 0.0 if state.maintenance is None else 1.0)
             for result_name, count in state.runs.items():
                 runs.add_metric([name, result_name], float(count))
             check_class = config.check_class
@@ -239,7 +249,8 @@ class SnapshotCollector(Collector):
             for check_name in scheduler.checks:
                 overruns.add_metric([check_name], float(scheduler.overruns.get(check_name, 0)))
 
-        yield from (up, status, duration, last_run, interval, runs, overruns)
+        yield from (up, status, duration, last_run, interval, runs, overruns, maintenance_active)
+        yield from self._maintenance_windows(now)
         yield from (replication_lag, replication_lag_max, tls_expiry, wal_age, wal_rpo)
         yield from (backup_last, backup_age, backup_rpo, backup_size, backup_verified)
         yield from self._drills(now)
@@ -296,6 +307,26 @@ class SnapshotCollector(Collector):
             )
             dropped.add_metric([], float(writer.dropped_total))
             yield dropped
+
+    def _maintenance_windows(self, now: float) -> Iterator[Metric]:
+        schedule = self.sources.maintenance
+        if schedule is None:
+            return
+        windows = schedule.metric_rows(datetime.fromtimestamp(now, UTC))
+        if not windows:
+            # No series at all rather than a family without samples: nothing is defined.
+            return
+        # Labels: name, source (config|api), failover (true|false). Always 1, an info metric.
+        info = GaugeMetricFamily(
+            "drwatch_maintenance_window_info",
+            "A maintenance window: every configured one, and ad hoc ones until they end.",
+            labels=["name", "source", "failover"],
+        )
+        for window in windows:
+            info.add_metric(
+                [window.name, window.source, "true" if window.failover else "false"], 1.0
+            )
+        yield info
 
     def _drills(self, now: float) -> Iterator[Metric]:
         if self.sources.drills is None:

@@ -6,6 +6,12 @@ passing results. Between pass and warn there is no damping (both keep traffic). 
 after start-up is taken as it is. A check with no result for ``3 x interval`` is ``fail``
 ("stale"): drwatch never reports healthy when it does not know.
 
+Inside an open maintenance window (:mod:`app.history.maintenance`) a check whose effective status
+is ``fail`` is reported ``warn`` (unless the window says ``failover: true``): the verdict, the API
+and the metrics read that, while transitions record the real status. The monitor knows the next
+moment a window opens or closes and re-evaluates then (and whenever ad hoc windows change), so a
+window's end applies at once: a check that was really passing is ``pass`` without a rise wait.
+
 The verdict: the worst effective status over critical checks; a failing or warning degraded check
 lowers it to ``warn`` at most; info checks never change it. A critical check with no result yet
 counts as failing.
@@ -34,6 +40,7 @@ from typing import Any
 
 from app.checks.base import Result, Status
 from app.config import CheckConfig
+from app.history.maintenance import MaintenanceSchedule, OpenWindow
 from app.store.repository import RecoveryPoint, Transition, VerdictTransition
 from app.units import format_duration, parse_timestamp, rfc3339
 
@@ -52,21 +59,32 @@ class CheckState:
     last_result: Result | None = None
     consecutive_ok: int = 0
     consecutive_fail: int = 0
-    since: datetime | None = None  # when the effective status last changed
+    since: datetime | None = None  # when the actual status last changed
     failing_since: datetime | None = None  # the first failing run of the current failing streak
     stale: bool = False
     runs: Mapping[str, int] = field(default_factory=lambda: {"pass": 0, "warn": 0, "fail": 0})
+    maintenance: OpenWindow | None = None  # the open maintenance window covering the check
 
     @property
     def name(self) -> str:
         return self.config.name
 
     @property
-    def effective(self) -> Status | None:
-        """The status that counts: fail while stale, None while no result has come in."""
+    def actual(self) -> Status | None:
+        """The damped status, maintenance aside: fail while stale, None before any result.
+        Transitions record this one."""
         if self.stale:
             return Status.FAIL
         return self.status
+
+    @property
+    def effective(self) -> Status | None:
+        """The status that counts and shows: :attr:`actual`, except that a fail inside a
+        maintenance window without failover reads warn."""
+        actual = self.actual
+        if actual is Status.FAIL and self.maintenance and not self.maintenance.failover:
+            return Status.WARN
+        return actual
 
     @property
     def verdict_status(self) -> Status:
@@ -90,6 +108,12 @@ class CheckState:
 
     @property
     def output(self) -> str:
+        if self.maintenance is not None and self.actual is Status.FAIL:
+            return self.maintenance.explain(self._output)
+        return self._output
+
+    @property
+    def _output(self) -> str:
         if self.stale:
             age = (
                 format_duration(time.time() - self.last_result.time.timestamp())
@@ -115,6 +139,7 @@ class CheckState:
             "interval_seconds": self.config.interval,
             "timeout_seconds": self.config.timeout,
             "labels": dict(self.config.labels),
+            "maintenance": self.maintenance.as_dict() if self.maintenance else None,
         }
         if details:
             data["output"] = self.output
@@ -161,6 +186,7 @@ class Monitor:
         on_transition: TransitionSink | None = None,
         on_verdict: VerdictSink | None = None,
         on_recovery_point: RecoveryPointSink | None = None,
+        maintenance: MaintenanceSchedule | None = None,
     ) -> None:
         self._states: dict[str, CheckState] = {c.name: CheckState(config=c) for c in configs}
         self._service_id = service_id
@@ -185,13 +211,22 @@ class Monitor:
         self._next_stale_at = self._started + STALE_FACTOR * min(
             (s.config.interval for s in self._states.values()), default=float("inf")
         )
+        # The next moment a maintenance window opens or closes, judged like staleness: when
+        # the snapshot is read, so a window's end shows at once even between ticks.
+        self._maintenance = maintenance
+        self._next_maintenance_at = float("inf")
+        if maintenance is not None:
+            maintenance.subscribe(self.maintenance_changed)
+            self._apply_maintenance(self._started)
         self._snapshot = self._build_snapshot(datetime.fromtimestamp(self._started, UTC))
 
     @property
     def snapshot(self) -> Snapshot:
-        """The current snapshot, with checks past their staleness deadline marked stale."""
-        if time.time() > self._next_stale_at:
-            self.tick()
+        """The current snapshot, with checks past their staleness deadline marked stale and
+        maintenance windows applied as of now."""
+        now = time.time()
+        if now > self._next_stale_at or now >= self._next_maintenance_at:
+            self.tick(now)
         return self._snapshot
 
     def state(self, name: str) -> CheckState:
@@ -209,9 +244,10 @@ class Monitor:
         return new
 
     def tick(self, now: float | None = None) -> None:
-        """Mark checks stale whose last result (or start-up) is older than 3 x interval."""
+        """Mark checks stale whose last result (or start-up) is older than 3 x interval, and
+        apply maintenance windows that opened or closed since the last boundary."""
         now = time.time() if now is None else now
-        changed = False
+        changed = now >= self._next_maintenance_at and self._apply_maintenance(now)
         next_stale_at = float("inf")
         for old in list(self._states.values()):
             reference = old.last_result.time.timestamp() if old.last_result else self._started
@@ -227,14 +263,38 @@ class Monitor:
         if changed:
             self._snapshot = self._build_snapshot(datetime.fromtimestamp(now, UTC))
 
+    def maintenance_changed(self) -> None:
+        """Ad hoc windows were started or ended: apply them now and publish."""
+        now = time.time()
+        if self._apply_maintenance(now):
+            self._snapshot = self._build_snapshot(datetime.fromtimestamp(now, UTC))
+
+    def _apply_maintenance(self, now: float) -> bool:
+        """Put each check in the window open at ``now`` (or none); True if any check moved."""
+        if self._maintenance is None:
+            return False
+        at = datetime.fromtimestamp(now, UTC)
+        open_windows = self._maintenance.open_by_check(at)
+        changed = False
+        for old in list(self._states.values()):
+            window = open_windows.get(old.name)
+            if window != old.maintenance:
+                self._replace(old, replace(old, maintenance=window), at, publish=False)
+                changed = True
+        boundary = self._maintenance.next_boundary(at)
+        self._next_maintenance_at = boundary.timestamp() if boundary else float("inf")
+        return changed
+
     def _replace(
         self, old: CheckState, new: CheckState, at: datetime, *, publish: bool = True
     ) -> None:
-        if old.effective != new.effective:
+        if old.actual != new.actual:
             new = replace(new, since=at)
+            self._emit(old, new, at)
+        # A window opening or closing changes what counts without a transition of the check.
+        if old.verdict_status != new.verdict_status:
             self._counts[(old.config.criticality, old.verdict_status)] -= 1
             self._counts[(new.config.criticality, new.verdict_status)] += 1
-            self._emit(old, new, at)
         first_result = old.last_result is None and new.last_result is not None
         if first_result and new.config.criticality == "critical":
             self._pending_critical -= 1
@@ -243,9 +303,9 @@ class Monitor:
             self._snapshot = self._build_snapshot(at)
 
     def _emit(self, old: CheckState, new: CheckState, at: datetime) -> None:
-        before = old.effective.value if old.effective else None
-        after = new.effective.value if new.effective else PENDING
-        level = logging.WARNING if new.effective is Status.FAIL else logging.INFO
+        before = old.actual.value if old.actual else None
+        after = new.actual.value if new.actual else PENDING
+        level = logging.WARNING if new.actual is Status.FAIL else logging.INFO
         log.log(
             level,
             "check changed state",

@@ -21,6 +21,7 @@ from app.checks.base import Check, CheckContext
 from app.config import Config
 from app.drills.service import DrillService, backup_from_results
 from app.history.cache import HistoryCache
+from app.history.maintenance import MaintenanceSchedule
 from app.history.timeline import COVERAGE_EXTEND_INTERVAL
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
@@ -64,6 +65,7 @@ class Runtime:
     drills: DrillService
     resources: SharedResources
     history: HistoryCache
+    maintenance: MaintenanceSchedule
     serve: bool = True
     started_at: float = field(default_factory=time.time)
     # This process's coverage span: created at start, extended every minute, closed at stop.
@@ -87,6 +89,12 @@ class Runtime:
         def on_transition(transition: Transition) -> None:
             writer.submit("transition", lambda: store.record_transitions([transition]))
 
+        maintenance = MaintenanceSchedule(
+            config.maintenance,
+            ((c.name, c.criticality) for c in config.checks),
+            refresh_interval=settings.maintenance_refresh,
+        )
+
         def on_verdict(verdict: VerdictTransition) -> None:
             writer.submit("verdict", lambda: store.record_verdict_transitions([verdict]))
 
@@ -101,6 +109,7 @@ class Runtime:
             on_transition=on_transition if serve else None,
             on_verdict=on_verdict if serve else None,
             on_recovery_point=on_recovery_point if serve else None,
+            maintenance=maintenance,
         )
         scheduler = Scheduler(monitor, checks.values(), {c.name: c.interval for c in config.checks})
 
@@ -158,6 +167,7 @@ class Runtime:
                     drills=drills.metric_rows,
                     readiness=lambda: dr_readiness(monitor.snapshot, config, drill_runs(drills)),
                     history=history.metric_values,
+                    maintenance=maintenance,
                 )
             ),
             version=version,
@@ -165,6 +175,7 @@ class Runtime:
             resources=resources,
             history=history,
             serve=serve,
+            maintenance=maintenance,
         )
 
     async def migrate(self) -> None:
@@ -192,6 +203,10 @@ class Runtime:
             self._extend_coverage()
             self.history.start()
             self.scheduler.extra_jobs.append(self._add_history_jobs)
+        # Ad hoc windows apply before the first verdict; then every replica keeps up with the
+        # store in the background (never on a request).
+        await self.maintenance.refresh(self.store)
+        self.spawn(self.maintenance.keep_fresh(self.store), "maintenance-refresh")
         if run_scheduler:
             self.scheduler.start()
         log.info(

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
             "the largest dump); default: the system's temporary directory."
         ),
     )
+    maintenance_refresh: Duration = Field(
+        15.0,
+        gt=0,
+        le=30,
+        description="How often each replica re-reads ad hoc maintenance windows from the store.",
+    )
     pg_bin: Path | None = Field(
         None,
         description=(

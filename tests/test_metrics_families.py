@@ -93,6 +93,9 @@ FAMILIES = {
     "drwatch_slo_error_budget_remaining_ratio",
     "drwatch_incidents_open",
     "drwatch_recovery_point_timestamp_seconds",
+    "drwatch_maintenance_active",
+    # Exported only while some window is defined: the config below has one, far in the future.
+    "drwatch_maintenance_window_info",
 }
 
 
@@ -261,6 +264,16 @@ async def scrape(
                 "integrity": [
                     {"name": "tenants", "sql": "SELECT count(*) FROM tenants", "expect": ">= 5"}
                 ],
+            }
+        ],
+        # Defined but not open: every check reports drwatch_maintenance_active 0.
+        "maintenance": [
+            {
+                "name": "cert-rotation",
+                "checks": ["cert"],
+                "start": "2099-01-01T00:00:00Z",
+                "end": "2099-01-01T01:00:00Z",
+                "reason": "rotate the site certificate",
             }
         ],
     }
@@ -437,6 +450,16 @@ def test_store_families(scrape: Scrape) -> None:
     assert scrape.value("drwatch_store_dropped_writes_total") == 0.0
     assert scrape.types["drwatch_store_write_failures"] == "counter"
     assert scrape.types["drwatch_store_dropped_writes"] == "counter"
+
+
+def test_maintenance_families(scrape: Scrape) -> None:
+    """Every check is outside a window (0); the defined window is described with its source."""
+    assert scrape.labels("drwatch_maintenance_active", "check") == set(INTERVALS)
+    for name in INTERVALS:
+        assert scrape.value("drwatch_maintenance_active", check=name) == 0.0
+    # Scrape.value() takes the metric's name as `name`, which is also this family's label.
+    info = [(s.labels, s.value) for s in scrape.samples["drwatch_maintenance_window_info"]]
+    assert info == [({"name": "cert-rotation", "source": "config", "failover": "false"}, 1.0)]
 
 
 def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

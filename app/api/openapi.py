@@ -61,6 +61,7 @@ class HealthBody(BaseModel):
 
 
 _ERRORS = {
+    400: "The body cannot be read (it is not UTF-8 JSON).",
     401: "No token, or not one this endpoint accepts.",
     403: "The token is valid but not allowed here, or the endpoint is disabled.",
     404: "No such check, drill or heartbeat source.",

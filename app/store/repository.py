@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from app.store.tables import (
     drill_runs,
     heartbeat_events,
     leases,
+    maintenance_windows,
     recovery_points,
     verdict_transitions,
 )
@@ -106,6 +107,20 @@ class HeartbeatEvent:
     location: str | None = None
     checksum: str | None = None
     message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRecord:
+    """An ad hoc maintenance window as the store keeps it; ``checks`` None covers every check."""
+
+    name: str
+    checks: tuple[str, ...] | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    failover: bool
+    created_by: str
+    planned_ends_at: datetime | None = None  # as asked when it started; None: ends_at
 
 
 class Store:
@@ -493,6 +508,74 @@ class Store:
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else _drill_row(row._mapping)
+
+    # -- ad hoc maintenance windows
+
+    async def start_maintenance(self, record: MaintenanceRecord) -> bool:
+        """Store a new ad hoc window; False (nothing stored) while one of that name is open."""
+        is_open = select(maintenance_windows.c.id).where(
+            maintenance_windows.c.name == record.name,
+            maintenance_windows.c.ends_at > record.starts_at,
+        )
+        async with self.engine.begin() as conn:
+            if (await conn.execute(is_open.limit(1))).first() is not None:
+                return False
+            await conn.execute(
+                insert(maintenance_windows).values(
+                    name=record.name,
+                    checks=None if record.checks is None else json.dumps(list(record.checks)),
+                    starts_at=record.starts_at,
+                    ends_at=record.ends_at,
+                    planned_ends_at=record.planned_ends_at or record.ends_at,
+                    reason=record.reason,
+                    failover=record.failover,
+                    created_by=record.created_by,
+                )
+            )
+        return True
+
+    async def end_maintenance(self, name: str, at: datetime) -> list[MaintenanceRecord]:
+        """End the open ad hoc windows called ``name`` at ``at``: the windows ended."""
+        still_open = (
+            maintenance_windows.c.name == name,
+            maintenance_windows.c.starts_at <= at,
+            maintenance_windows.c.ends_at > at,
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(maintenance_windows).where(*still_open))).all()
+            if rows:
+                ids = [row.id for row in rows]
+                await conn.execute(
+                    update(maintenance_windows)
+                    .where(maintenance_windows.c.id.in_(ids))
+                    .values(ends_at=at)
+                )
+        return [replace(_maintenance_record(row), ends_at=at) for row in rows]
+
+    async def maintenance_windows(self, *, ending_after: datetime) -> list[MaintenanceRecord]:
+        """The ad hoc windows that end after ``ending_after`` (open, upcoming and recent ones),
+        by start."""
+        query = (
+            select(maintenance_windows)
+            .where(maintenance_windows.c.ends_at > ending_after)
+            .order_by(maintenance_windows.c.starts_at, maintenance_windows.c.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_maintenance_record(row) for row in rows]
+
+
+def _maintenance_record(row: Any) -> MaintenanceRecord:
+    return MaintenanceRecord(
+        name=row.name,
+        checks=None if row.checks is None else tuple(json.loads(row.checks)),
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        reason=row.reason,
+        failover=bool(row.failover),
+        created_by=row.created_by,
+        planned_ends_at=row.planned_ends_at,
+    )
 
 
 async def _all(conn: AsyncConnection, query: Any) -> list[Any]:

@@ -151,3 +151,21 @@ leases = Table(
     Column("owner", String(255), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
 )
+
+# Ad hoc maintenance windows (POST /api/maintenance, `drwatch maintenance start`), shared by every
+# replica. Ending one early moves ends_at; rows are kept, since the SLO excludes past windows too.
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(63), nullable=False),
+    Column("checks", Text, nullable=True),  # JSON list of names or patterns; NULL: every check
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("planned_ends_at", UTCDateTime(), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("failover", Boolean, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Index("ix_maintenance_windows_ends_at", "ends_at"),
+    Index("ix_maintenance_windows_name_ends_at", "name", "ends_at"),
+)
