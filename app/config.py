@@ -37,8 +37,9 @@ from app.settings import Settings
 from app.units import NAME_PATTERN, Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
-# /health/live and /health/ready are the service's own probes, not checks.
-RESERVED_NAMES = frozenset({"live", "ready"})
+# /health/live and /health/ready are the service's own probes, not checks; "drwatch" is the
+# built-in self-check (app/monitor.py), answered at /health/drwatch.
+RESERVED_NAMES = frozenset({"live", "ready", "drwatch"})
 
 
 class CheckSpec(BaseModel):

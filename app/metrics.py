@@ -266,6 +266,14 @@ class SnapshotCollector(Collector):
             )
             alive.add_metric([], 1.0 if scheduler.alive else 0.0)
             yield alive
+            saturation = GaugeMetricFamily(
+                "drwatch_engine_saturation_ratio",
+                "Check runs due / runs started over the last minute (1 when drwatch keeps up; "
+                "above 1 runs are skipped for want of a run slot).",
+                unit="ratio",
+            )
+            saturation.add_metric([], scheduler.engine.load().saturation_ratio)
+            yield saturation
 
         writer = self.sources.store_writer
         if writer is not None:

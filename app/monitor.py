@@ -10,6 +10,11 @@ The verdict: the worst effective status over critical checks; a failing or warni
 lowers it to ``warn`` at most; info checks never change it. A critical check with no result yet
 counts as failing.
 
+Beside the configured checks there is one built-in check, ``drwatch`` (:class:`SelfCheck`):
+drwatch's own load, reported by the scheduler. It is ``warn`` while the engine is saturated and
+never ``fail`` (a busy drwatch must not fail a region over), so it lowers the verdict to ``warn``
+at most. It cannot be configured away, and no configured check may take its name.
+
 After every result the monitor swaps in a new :class:`Snapshot` (one attribute assignment, so a
 reader sees either the old or the new one, never a mix). Keeping the verdict costs O(1) per result:
 the monitor counts checks per (criticality, effective status) instead of rescanning them.
@@ -35,6 +40,18 @@ log = logging.getLogger("drwatch.monitor")
 
 STALE_FACTOR = 3
 PENDING = "pending"
+SELF_CHECK = "drwatch"
+
+
+@dataclass(frozen=True, slots=True)
+class SelfCheck:
+    """The built-in check ``drwatch``: whether drwatch starts every due check run in time."""
+
+    status: Status = Status.PASS
+    output: str = "drwatch starts every due check run within its interval."
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": SELF_CHECK, "status": self.status.value, "output": self.output}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +147,7 @@ class Snapshot:
     generated_at: datetime
     service_id: str
     version: str
+    self_check: SelfCheck = SelfCheck()
     # Renderings of this snapshot (app/api/render.py), made once and served as bytes.
     rendered: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
@@ -155,6 +173,7 @@ class Monitor:
         self._service_id = service_id
         self._version = version
         self._on_transition = on_transition
+        self._self_check = SelfCheck()
         self._started = time.time()
         # (criticality, verdict status) -> number of checks; keeps the verdict O(1) per result.
         self._counts: Counter[tuple[str, Status]] = Counter(
@@ -190,6 +209,25 @@ class Monitor:
         self._next_stale_at = min(self._next_stale_at, deadline)
         self._replace(old, new, result.time)
         return new
+
+    def report_self(self, self_check: SelfCheck) -> None:
+        """Publish drwatch's own state (the built-in check ``drwatch``) when it changed."""
+        if self_check.status is Status.FAIL:
+            self_check = replace(self_check, status=Status.WARN)  # never fail, see above
+        if self_check != self._self_check:
+            if self_check.status is not self._self_check.status:
+                log.log(
+                    logging.WARNING if self_check.status is not Status.PASS else logging.INFO,
+                    "check changed state",
+                    extra={
+                        "check": SELF_CHECK,
+                        "from": self._self_check.status.value,
+                        "status": self_check.status.value,
+                        "output": self_check.output,
+                    },
+                )
+            self._self_check = self_check
+            self._snapshot = self._build_snapshot()
 
     def tick(self, now: float | None = None) -> None:
         """Mark checks stale whose last result (or start-up) is older than 3 x interval."""
@@ -254,7 +292,7 @@ class Monitor:
         worst = Status.worst(*critical) if critical else Status.PASS
         if degraded_bad:
             worst = Status.worst(worst, Status.WARN)
-        return worst
+        return Status.worst(worst, self._self_check.status)
 
     def _build_snapshot(self) -> Snapshot:
         return Snapshot(
@@ -264,6 +302,7 @@ class Monitor:
             generated_at=datetime.now(UTC),
             service_id=self._service_id,
             version=self._version,
+            self_check=self._self_check,
         )
 
 

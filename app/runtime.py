@@ -17,6 +17,7 @@ from app.checks._shared import SharedResources
 from app.checks.base import Check, CheckContext
 from app.config import Config
 from app.drills.service import DrillService, backup_from_results
+from app.engine import Engine
 from app.metrics import MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
 from app.scheduler import Scheduler, add_cron_job
@@ -60,7 +61,7 @@ class Runtime:
         version = drwatch_version()
         store = Store.from_url(settings.state_url, settings.service_id)
         writer = StoreWriter(retry_max=settings.store_retry_max)
-        resources = SharedResources()
+        resources = SharedResources(max_in_flight=settings.max_in_flight)
         context = CheckContext(store=store, service_id=settings.service_id, resources=resources)
         checks = {c.name: c.build(context) for c in config.checks}
 
@@ -73,7 +74,12 @@ class Runtime:
             version=version,
             on_transition=on_transition if serve else None,
         )
-        scheduler = Scheduler(monitor, checks.values(), {c.name: c.interval for c in config.checks})
+        scheduler = Scheduler(
+            monitor,
+            checks.values(),
+            {c.name: c.interval for c in config.checks},
+            engine=Engine(settings.max_in_flight),
+        )
 
         def last_details(name: str) -> Any:
             state = monitor.snapshot.checks.get(name)

@@ -1,8 +1,11 @@
 """APScheduler wiring: one job per check, plus the monitor's tick that is also our liveness beat.
 
-Each check job runs with ``max_instances=1`` and ``coalesce=True``: a run that overruns its
-interval makes the next one be skipped and reported (log line and
-``drwatch_check_overruns_total``), never stacked. The scheduler's own health is measured: every
+Each check job hands its run to the probe engine (:mod:`app.engine`), which starts it when a run
+slot is free, critical checks first, and skips a run that cannot start within its interval. Jobs
+run with ``max_instances=1`` and ``coalesce=True``: a run falling due while the previous one is
+still waiting or running is skipped and reported (log line at most once per check per minute and
+``drwatch_check_overruns_total``), never stacked. The tick reports the engine's saturation to the
+monitor as the built-in check ``drwatch``. The scheduler's own health is measured: every
 job submission records how late it started against its scheduled time (``lag``), and a tick job
 every second refreshes staleness and ``last_tick``; ``/health/live`` fails when ticks stop.
 """
@@ -28,8 +31,9 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from app.checks.base import Check
-from app.monitor import Monitor
+from app.checks.base import Check, Result, Status
+from app.engine import SATURATED_OUTPUT, Engine
+from app.monitor import Monitor, SelfCheck
 from app.runner import run_check
 
 log = logging.getLogger("drwatch.scheduler")
@@ -51,10 +55,12 @@ class Scheduler:
         intervals: dict[str, float],
         *,
         first_round_spread: float | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.monitor = monitor
         self.checks = {c.name: c for c in checks}
         self.intervals = intervals
+        self.engine = engine or Engine()
         # Spread the first round over up to a second (1 ms per check), so 5,000 checks do not
         # start in one burst while 20 checks still all report within milliseconds of start-up.
         self.first_round_spread = (
@@ -62,7 +68,6 @@ class Scheduler:
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.last_tick = time.monotonic()
-        self.overruns: Counter[str] = Counter()
         self.missed: Counter[str] = Counter()
         self._lags: deque[tuple[float, float]] = deque(maxlen=200_000)
         self.extra_jobs: list[Callable[[AsyncIOScheduler], None]] = []
@@ -111,7 +116,20 @@ class Scheduler:
     # -- jobs
 
     async def _run(self, check: Check[Any]) -> None:
-        result = await run_check(check)
+        result = await self.engine.run(
+            check, criticality=self._criticality(check.name), interval=self.intervals[check.name]
+        )
+        if result is None:
+            return  # skipped: the check keeps its last state until it turns stale
+        self._record(check, result)
+
+    def _criticality(self, name: str) -> str:
+        try:
+            return self.monitor.state(name).config.criticality
+        except KeyError:
+            return "info"
+
+    def _record(self, check: Check[Any], result: Result) -> None:
         self.monitor.record(check.name, result)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -126,11 +144,17 @@ class Scheduler:
 
     async def _tick(self) -> None:
         self.last_tick = time.monotonic()
+        saturated = self.engine.load().saturated
+        self.monitor.report_self(
+            SelfCheck(Status.WARN, SATURATED_OUTPUT) if saturated else SelfCheck()
+        )
         self.monitor.tick()
 
     async def run_now(self, name: str) -> None:
-        """Run one check immediately, outside its schedule (used by tests and the CLI)."""
-        await self._run(self.checks[name])
+        """Run one check immediately, outside its schedule and the engine's queue (used by
+        tests and the CLI)."""
+        check = self.checks[name]
+        self._record(check, await run_check(check))
 
     # -- observations
 
@@ -143,15 +167,24 @@ class Scheduler:
     def _on_skipped(self, event: JobEvent) -> None:
         if event.job_id == _TICK_JOB:
             return
+        if event.job_id not in self.checks:
+            return  # a drill or another singleton job
         if event.code == EVENT_JOB_MAX_INSTANCES:
-            self.overruns[event.job_id] += 1
-            log.warning(
-                "check run skipped: the previous run is still going",
-                extra={"check": event.job_id, "overruns": self.overruns[event.job_id]},
-            )
+            self.engine.skip(event.job_id)
         else:
+            # The event loop was too busy to fire the job within its grace time: drwatch's own
+            # saturation, so it counts as a skipped run like one that found no run slot.
             self.missed[event.job_id] += 1
-            log.warning("check run missed its schedule", extra={"check": event.job_id})
+            self.engine.skip(
+                event.job_id,
+                running=False,
+                reason="the scheduler started it too late (the event loop is overloaded)",
+            )
+
+    @property
+    def overruns(self) -> Counter[str]:
+        """Skipped runs per check since start-up."""
+        return self.engine.skipped
 
     @property
     def alive(self) -> bool:

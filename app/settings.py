@@ -54,6 +54,15 @@ class Settings(BaseSettings):
         None, description="Run migrations at start-up; default: yes for SQLite, no for PostgreSQL."
     )
     store_retry_max: Duration = Field(60.0, description="Longest wait between store write retries.")
+    max_in_flight: int = Field(
+        512,
+        ge=1,
+        le=100_000,
+        description=(
+            "Check runs (and HTTP requests) in flight at once. Runs beyond it wait for a slot, "
+            "critical checks first; the wait is not charged to their timeout."
+        ),
+    )
     pg_bin: Path | None = Field(
         None,
         description=(

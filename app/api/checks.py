@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -18,6 +19,7 @@ async def list_checks(snapshot: SnapshotDep) -> dict[str, Any]:
         "status": snapshot.status.value,
         "generated_at": snapshot.generated_at.isoformat(),
         "checks": [state.as_dict() for state in snapshot.checks.values()],
+        "self_check": snapshot.self_check.as_dict(),
     }
 
 
@@ -57,6 +59,7 @@ async def scheduler_status(runtime: RuntimeDep) -> dict[str, Any]:
         "jobs": len(scheduler.checks),
         "lag_seconds": scheduler.lag_stats(),
         "overruns": dict(scheduler.overruns),
+        "engine": asdict(scheduler.engine.load()),
         "store": {
             "healthy": runtime.writer.healthy,
             "pending_writes": runtime.writer.pending,

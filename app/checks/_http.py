@@ -41,10 +41,12 @@ import aiohttp
 from app.checks._tls import certificate_expiry, describe_verification_error, tls_context
 from app.checks.base import CheckFailed
 from app.redact import MASK, redact_url
+from app.runner import uncharged
 from app.units import format_duration
 
-# Requests in flight across all checks of the process. High enough that it never throttles a
-# normal configuration, low enough to stay far below the default open-files limit (1024).
+# Requests in flight across all checks of the process (DRWATCH_MAX_IN_FLIGHT sets it for a
+# service). High enough that it never throttles a normal configuration, low enough to stay far
+# below the default open-files limit (1024).
 MAX_IN_FLIGHT = 512
 # Connections to one host:port. Many checks may watch one vendor; a hung host holds at most this
 # many connections, and checks of other hosts are not held up by it.
@@ -200,28 +202,33 @@ class HttpClient:
         pool = self._pool
         session = pool.session(self._trust, self._tls)
         sent_headers = {**self._headers, **headers} if headers else self._headers
-        async with pool.in_flight:
-            try:
-                async with session.request(
-                    method,
-                    target,
-                    params=params,
-                    headers=sent_headers,
-                    data=data if data is not None else content,
-                    allow_redirects=self.follow_redirects,
-                    timeout=self._timeout,
-                ) as response:
-                    expiry = _connection_certificate_expiry(response)
-                    body = await response.read()
-                    return HttpResponse(
-                        status_code=response.status,
-                        headers=response.headers,
-                        content=body,
-                        url=str(response.url),
-                        certificate_expiry=expiry,
-                    )
-            except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
-                raise self.transport_failure(exc, target) from None
+        # Waiting for an in-flight slot is drwatch's own queueing, not the dependency's latency:
+        # the check's timeout (and aiohttp's, which starts with the request) runs from here on.
+        async with uncharged():
+            await pool.in_flight.acquire()
+        try:
+            async with session.request(
+                method,
+                target,
+                params=params,
+                headers=sent_headers,
+                data=data if data is not None else content,
+                allow_redirects=self.follow_redirects,
+                timeout=self._timeout,
+            ) as response:
+                expiry = _connection_certificate_expiry(response)
+                body = await response.read()
+                return HttpResponse(
+                    status_code=response.status,
+                    headers=response.headers,
+                    content=body,
+                    url=str(response.url),
+                    certificate_expiry=expiry,
+                )
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
+            raise self.transport_failure(exc, target) from None
+        finally:
+            pool.in_flight.release()
 
     async def aclose(self) -> None:
         """Close a private pool; the service's shared pool is closed by the runtime."""

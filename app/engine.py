@@ -1,0 +1,231 @@
+"""The probe engine: which due check runs start, in what order, and which are skipped.
+
+A drwatch that is merely busy must never report its dependencies down: that would turn
+``/health`` into 503 and fail a region over for nothing. So drwatch's own queueing is kept apart
+from the dependencies' latency:
+
+* At most ``max_in_flight`` check runs are in flight. A due run waits for a run slot; the wait
+  is drwatch's own time, so the check's timeout starts only when the run gets its slot
+  (:func:`app.runner.run_check` is called then). Time a started run spends waiting for another
+  of drwatch's own resources (the HTTP engine's bound on requests in flight) is not charged
+  either (:func:`app.runner.uncharged`).
+* Waiting runs start critical first, then degraded, then info; within one criticality the run
+  that fell due first starts first. The verdict that drives failover is the last to lose
+  freshness.
+* A run that cannot start within its interval is skipped: by then the next run of the check is
+  due. A run is also skipped when the check's previous run is still waiting or running (the
+  scheduler does not stack runs). A skipped run changes nothing: the check keeps its last state
+  and turns stale after 3 intervals, as with any missing result. Skips are counted per check
+  (``drwatch_check_overruns_total``) and logged at most once per check per minute.
+* Saturation is measured: runs due / runs started over the last minute
+  (``drwatch_engine_saturation_ratio``; 1.0 when the engine keeps up). A run skipped because the
+  check's own previous run is still *running* is left out of both counts: that is a slow
+  dependency, not a busy drwatch. While a run was skipped for want of a run slot in the last
+  minute, the engine is *saturated* and the built-in self-check ``drwatch`` warns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.checks.base import Check, Result
+from app.runner import run_check
+
+log = logging.getLogger("drwatch.engine")
+
+# Check runs in flight across the process. High enough that it never throttles a normal
+# configuration, low enough to keep the sockets far below the default open-files limit (1024)
+# and the event loop responsive enough for /health when thousands of checks fall due together.
+MAX_IN_FLIGHT = 512
+# The order in which waiting runs start.
+RANKS = {"critical": 0, "degraded": 1, "info": 2}
+SATURATION_WINDOW = 60
+# A skipped run is logged at most this often per check.
+SKIP_LOG_INTERVAL = 60.0
+
+
+class RateWindow:
+    """Events per second over the last ``seconds`` seconds, in constant memory."""
+
+    def __init__(
+        self, seconds: int = SATURATION_WINDOW, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._counts = [0] * seconds
+        self._stamps = [-1] * seconds
+
+    def add(self, n: int = 1) -> None:
+        second = int(self._clock())
+        slot = second % self._seconds
+        if self._stamps[slot] != second:
+            self._stamps[slot], self._counts[slot] = second, 0
+        self._counts[slot] += n
+
+    def total(self) -> int:
+        oldest = int(self._clock()) - self._seconds
+        return sum(c for c, s in zip(self._counts, self._stamps, strict=True) if s > oldest)
+
+
+@dataclass(order=True)
+class _Waiter:
+    rank: int
+    due_at: float
+    seq: int
+    name: str = field(compare=False)
+    interval: float = field(compare=False)
+    admitted: asyncio.Future[bool] = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLoad:
+    """What the engine can say about its own load; read by the self-check and the metrics."""
+
+    saturated: bool
+    saturation_ratio: float
+    runs_in_flight: int
+    runs_waiting: int
+    # Runs skipped over the last minute because they (or the check's previous run) were still
+    # waiting for a run slot.
+    skipped_for_slots: int
+
+
+SATURATED_OUTPUT = (
+    "drwatch is saturated: check runs fall due faster than it can start them, so some are "
+    "skipped and their results go stale (critical checks are started first). Configure fewer "
+    "checks or longer intervals, raise DRWATCH_MAX_IN_FLIGHT if CPU is idle, or spread the "
+    "checks over more replicas."
+)
+
+
+class Engine:
+    """Admits due check runs to a bounded number of run slots; see the module docstring."""
+
+    def __init__(
+        self, max_in_flight: int = MAX_IN_FLIGHT, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_in_flight = max_in_flight
+        self._clock = clock
+        self._running = 0
+        self._waiting: list[_Waiter] = []
+        self._seq = itertools.count()
+        # Checks with a run waiting (False) or running (True); at most one run per check.
+        self._busy: dict[str, bool] = {}
+        self.skipped: Counter[str] = Counter()
+        self._skip_logged_at: dict[str, float] = {}
+        self._due = RateWindow(clock=clock)
+        self._started = RateWindow(clock=clock)
+        self._skipped_for_slots = RateWindow(clock=clock)
+
+    async def run(
+        self, check: Check[Any], *, criticality: str = "info", interval: float
+    ) -> Result | None:
+        """Run ``check`` once when a slot is free; its Result, or None when the run was skipped."""
+        name = check.name
+        if name in self._busy:
+            self.skip(name, running=self._busy[name])
+            return None
+        self._due.add()
+        self._busy[name] = False
+        try:
+            if self._running >= self.max_in_flight or self._waiting:
+                waiter = _Waiter(
+                    RANKS.get(criticality, len(RANKS)),
+                    self._clock(),
+                    next(self._seq),
+                    name,
+                    interval,
+                    asyncio.get_running_loop().create_future(),
+                )
+                heapq.heappush(self._waiting, waiter)
+                try:
+                    admitted = await waiter.admitted
+                except asyncio.CancelledError:
+                    admitted_then = waiter.admitted.done() and not waiter.admitted.cancelled()
+                    if admitted_then and waiter.admitted.result():
+                        self._release()  # admitted just before the cancellation
+                    raise
+                if not admitted:
+                    self._skip_for_slot(name, interval)
+                    return None
+            else:
+                self._running += 1
+            self._busy[name] = True
+            self._started.add()
+            try:
+                return await run_check(check)
+            finally:
+                self._release()
+        finally:
+            del self._busy[name]
+
+    def skip(self, name: str, *, running: bool | None = None, reason: str = "") -> None:
+        """Record a due run of ``name`` that does not start.
+
+        ``running``: the check's own previous run is still running (a slow dependency, left out
+        of the saturation ratio); otherwise the run counts as due and not started. By default,
+        whatever the engine knows of the previous run (a run it never saw counts as running).
+        """
+        if running is None:
+            running = self._busy.get(name, True)
+        self.skipped[name] += 1
+        if not running:
+            self._due.add()
+            self._skipped_for_slots.add()
+        why = reason or (
+            "the previous run is still going"
+            if running
+            else "the previous run is still waiting for a run slot (drwatch is saturated)"
+        )
+        self._log_skip(name, why)
+
+    def _skip_for_slot(self, name: str, interval: float) -> None:
+        self.skipped[name] += 1
+        self._skipped_for_slots.add()
+        self._log_skip(
+            name,
+            f"no run slot came free within its interval ({interval:g} s); drwatch is saturated",
+        )
+
+    def _log_skip(self, name: str, why: str) -> None:
+        now = self._clock()
+        if now - self._skip_logged_at.get(name, -SKIP_LOG_INTERVAL) >= SKIP_LOG_INTERVAL:
+            self._skip_logged_at[name] = now
+            log.warning(
+                f"check run skipped: {why}",
+                extra={"check": name, "overruns": self.skipped[name]},
+            )
+
+    def _release(self) -> None:
+        """Hand the freed slot to the most urgent waiting run that can still start in time."""
+        self._running -= 1
+        now = self._clock()
+        while self._waiting and self._running < self.max_in_flight:
+            waiter = heapq.heappop(self._waiting)
+            if waiter.admitted.done():  # its job was cancelled (shut-down)
+                continue
+            if now - waiter.due_at > waiter.interval:
+                waiter.admitted.set_result(False)  # the next run of that check is due already
+                continue
+            self._running += 1
+            waiter.admitted.set_result(True)
+
+    def load(self) -> EngineLoad:
+        due, started = self._due.total(), self._started.total()
+        skipped_for_slots = self._skipped_for_slots.total()
+        ratio = due / started if started else (float(due) if due else 1.0)
+        return EngineLoad(
+            saturated=skipped_for_slots > 0,
+            saturation_ratio=ratio,
+            runs_in_flight=self._running,
+            runs_waiting=len(self._waiting),
+            skipped_for_slots=skipped_for_slots,
+        )
