@@ -124,12 +124,15 @@ class Engine:
         self._due = RateWindow(clock=clock)
         self._started = RateWindow(clock=clock)
         self._skipped_for_slots = RateWindow(clock=clock)
+        self._closed = False
 
     async def run(
         self, check: Check[Any], *, criticality: str = "info", interval: float
     ) -> Result | None:
         """Run ``check`` once when a slot is free; its Result, or None when the run was skipped."""
         name = check.name
+        if self._closed:
+            return None
         if name in self._busy:
             self.skip(name, running=self._busy[name])
             return None
@@ -154,7 +157,8 @@ class Engine:
                         self._release()  # admitted just before the cancellation
                     raise
                 if not admitted:
-                    self._skip_for_slot(name, interval)
+                    if not self._closed:
+                        self._skip_for_slot(name, interval)
                     return None
             else:
                 self._running += 1
@@ -217,6 +221,15 @@ class Engine:
                 continue
             self._running += 1
             waiter.admitted.set_result(True)
+
+    def close(self) -> None:
+        """Let every waiting run end without starting (shut-down); later runs are skipped."""
+        self._closed = True
+        self.max_in_flight = 0
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if not waiter.admitted.done():
+                waiter.admitted.set_result(False)
 
     def load(self) -> EngineLoad:
         due, started = self._due.total(), self._started.total()

@@ -111,6 +111,7 @@ class Scheduler:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.engine.close()
         await asyncio.gather(*(c.close() for c in self.checks.values()), return_exceptions=True)
 
     # -- jobs
