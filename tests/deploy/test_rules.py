@@ -139,6 +139,7 @@ def test_the_alerts_are_the_ones_drwatch_documents() -> None:
             "DrwatchRestoreDrillSlowerThanRto",
             "DrwatchDown",
             "DrwatchStale",
+            "DrwatchEngineSaturated",
             "DrwatchSloBurnRate",
             "Watchdog",
         ]
