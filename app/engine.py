@@ -17,6 +17,12 @@ from the dependencies' latency:
   scheduler does not stack runs). A skipped run changes nothing: the check keeps its last state
   and turns stale after 3 intervals, as with any missing result. Skips are counted per check
   (``drwatch_check_overruns_total``) and logged at most once per check per minute.
+* The number of run slots adapts to the event loop: a run's timeout cannot tell the time its
+  own answer waited for a busy event loop from the dependency's latency, so when the loop falls
+  behind (a timer fires more than ``LOOP_LAG_TARGET`` late) fewer runs are admitted, and more
+  again once it keeps up, never more than ``max_in_flight``. Runs waiting on slow dependencies
+  cost no CPU and keep the loop on time, so they do not shrink the limit. Past the CPU the
+  engine can use, runs wait (uncharged) instead of timing out in a crowded loop.
 * Saturation is measured: runs due / runs started over the last minute
   (``drwatch_engine_saturation_ratio``; 1.0 when the engine keeps up). A run skipped because the
   check's own previous run is still *running* is left out of both counts: that is a slow
@@ -47,6 +53,11 @@ log = logging.getLogger("drwatch.engine")
 MAX_IN_FLIGHT = 512
 # The order in which waiting runs start.
 RANKS = {"critical": 0, "degraded": 1, "info": 2}
+# How often the event loop's lag is sampled, the lag the slot limit steers to, and the fewest
+# slots it goes down to (enough to keep a core busy with runs against fast dependencies).
+LOOP_SAMPLE_PERIOD = 0.05
+LOOP_LAG_TARGET = 0.025
+MIN_SLOTS = 16
 SATURATION_WINDOW = 60
 # A skipped run is logged at most this often per check.
 SKIP_LOG_INTERVAL = 60.0
@@ -93,6 +104,7 @@ class EngineLoad:
     saturation_ratio: float
     runs_in_flight: int
     runs_waiting: int
+    slots: int  # run slots in use now, adapted to the event loop's lag
     # Runs skipped over the last minute because they (or the check's previous run) were still
     # waiting for a run slot.
     skipped_for_slots: int
@@ -125,6 +137,9 @@ class Engine:
         self._started = RateWindow(clock=clock)
         self._skipped_for_slots = RateWindow(clock=clock)
         self._closed = False
+        # The slots in use now: adapted to the event loop's lag, at most max_in_flight.
+        self.slots = max_in_flight
+        self._watcher: asyncio.Task[None] | None = None
 
     async def run(
         self, check: Check[Any], *, criticality: str = "info", interval: float
@@ -139,7 +154,7 @@ class Engine:
         self._due.add()
         self._busy[name] = False
         try:
-            if self._running >= self.max_in_flight or self._waiting:
+            if self._running >= self.slots or self._waiting:
                 waiter = _Waiter(
                     RANKS.get(criticality, len(RANKS)),
                     self._clock(),
@@ -211,8 +226,11 @@ class Engine:
     def _release(self) -> None:
         """Hand the freed slot to the most urgent waiting run that can still start in time."""
         self._running -= 1
+        self._admit()
+
+    def _admit(self) -> None:
         now = self._clock()
-        while self._waiting and self._running < self.max_in_flight:
+        while self._waiting and self._running < self.slots:
             waiter = heapq.heappop(self._waiting)
             if waiter.admitted.done():  # its job was cancelled (shut-down)
                 continue
@@ -222,10 +240,30 @@ class Engine:
             self._running += 1
             waiter.admitted.set_result(True)
 
+    def start(self) -> None:
+        """Start adapting the slots to the event loop's lag (call with the loop running)."""
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_loop_lag())
+
+    async def _watch_loop_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        floor = min(MIN_SLOTS, self.max_in_flight)
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LOOP_SAMPLE_PERIOD)
+            lag = loop.time() - before - LOOP_SAMPLE_PERIOD
+            if lag > LOOP_LAG_TARGET:
+                self.slots = max(floor, int(self.slots * 0.8))
+            elif lag < LOOP_LAG_TARGET / 2 and self.slots < self.max_in_flight:
+                self.slots = min(self.max_in_flight, self.slots + max(1, self.slots // 10))
+                self._admit()
+
     def close(self) -> None:
         """Let every waiting run end without starting (shut-down); later runs are skipped."""
         self._closed = True
-        self.max_in_flight = 0
+        self.slots = 0
+        if self._watcher is not None:
+            self._watcher.cancel()
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             if not waiter.admitted.done():
@@ -240,5 +278,6 @@ class Engine:
             saturation_ratio=ratio,
             runs_in_flight=self._running,
             runs_waiting=len(self._waiting),
+            slots=self.slots,
             skipped_for_slots=skipped_for_slots,
         )

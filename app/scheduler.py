@@ -106,6 +106,7 @@ class Scheduler:
         self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.scheduler.start()
+        self.engine.start()
         self.last_tick = time.monotonic()
 
     async def stop(self) -> None:
