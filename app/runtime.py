@@ -18,7 +18,7 @@ from app.checks.base import Check, CheckContext
 from app.config import Config
 from app.drills.service import DrillService, backup_from_results
 from app.engine import Engine
-from app.metrics import MetricSources, build_registry
+from app.metrics import Exposition, MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
 from app.scheduler import Scheduler, add_cron_job
 from app.settings import Settings
@@ -45,6 +45,7 @@ class Runtime:
     checks: dict[str, Check[Any]]
     scheduler: Scheduler
     registry: CollectorRegistry
+    exposition: Exposition
     version: str
     drills: DrillService
     resources: SharedResources
@@ -101,6 +102,14 @@ class Runtime:
                 add_cron_job(sched, f"drill:{name}", crontab, run)
 
             scheduler.extra_jobs.append(add)
+        metric_sources = MetricSources(
+            snapshot=lambda: monitor.snapshot,
+            version=version,
+            scheduler=scheduler,
+            store_writer=writer,
+            drills=drills.metric_rows,
+        )
+        registry = build_registry(metric_sources)
         return cls(
             settings=settings,
             config=config,
@@ -109,15 +118,8 @@ class Runtime:
             monitor=monitor,
             checks=checks,
             scheduler=scheduler,
-            registry=build_registry(
-                MetricSources(
-                    snapshot=lambda: monitor.snapshot,
-                    version=version,
-                    scheduler=scheduler,
-                    store_writer=writer,
-                    drills=drills.metric_rows,
-                )
-            ),
+            registry=registry,
+            exposition=Exposition(registry, metric_sources),
             version=version,
             drills=drills,
             resources=resources,

@@ -5,22 +5,29 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from app.api.deps import RuntimeDep, SnapshotDep, StoreDep
+from app.api.encoding import cached_response, json_bytes
 from app.errors import StoreUnavailable
 
 router = APIRouter(prefix="/api", tags=["checks"])
 
 
 @router.get("/checks", summary="All checks")
-async def list_checks(snapshot: SnapshotDep) -> dict[str, Any]:
-    return {
-        "status": snapshot.status.value,
-        "generated_at": snapshot.generated_at.isoformat(),
-        "checks": [state.as_dict() for state in snapshot.checks.values()],
-        "self_check": snapshot.self_check.as_dict(),
-    }
+async def list_checks(request: Request, snapshot: SnapshotDep) -> Response:
+    # Rendered once per snapshot (a new one comes with each result) and served as bytes.
+    def render() -> bytes:
+        return json_bytes(
+            {
+                "status": snapshot.status.value,
+                "generated_at": snapshot.generated_at.isoformat(),
+                "checks": [state.as_dict() for state in snapshot.checks.values()],
+                "self_check": snapshot.self_check.as_dict(),
+            }
+        )
+
+    return cached_response(request, snapshot.rendered, "api_checks", render)
 
 
 @router.get("/checks/{name}", summary="One check")
