@@ -91,9 +91,9 @@ class _Waiter:
     rank: int
     due_at: float
     seq: int
-    name: str = field(compare=False)
+    check: Check[Any] = field(compare=False)
     interval: float = field(compare=False)
-    admitted: asyncio.Future[bool] = field(compare=False)
+    on_result: Callable[[Result], None] = field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,54 +137,46 @@ class Engine:
         self._started = RateWindow(clock=clock)
         self._skipped_for_slots = RateWindow(clock=clock)
         self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
         # The slots in use now: adapted to the event loop's lag, at most max_in_flight.
         self.slots = max_in_flight
         self._watcher: asyncio.Task[None] | None = None
 
-    async def run(
-        self, check: Check[Any], *, criticality: str = "info", interval: float
-    ) -> Result | None:
-        """Run ``check`` once when a slot is free; its Result, or None when the run was skipped."""
+    def submit(
+        self,
+        check: Check[Any],
+        *,
+        criticality: str = "info",
+        interval: float,
+        on_result: Callable[[Result], None],
+    ) -> None:
+        """A run of ``check`` is due: start it when a slot is free and hand its Result to
+        ``on_result``, or skip it (the previous run is still waiting or running, or no slot
+        comes free within ``interval``). A waiting run is a heap entry, not a task, so a backlog
+        of thousands costs little.
+        """
         name = check.name
         if self._closed:
-            return None
+            return
         if name in self._busy:
             self.skip(name, running=self._busy[name])
-            return None
+            return
         self._due.add()
         self._busy[name] = False
+        rank = RANKS.get(criticality, len(RANKS))
+        waiter = _Waiter(rank, self._clock(), next(self._seq), check, interval, on_result)
+        heapq.heappush(self._waiting, waiter)
+        self._admit()
+
+    async def _execute(self, waiter: _Waiter) -> None:
+        name = waiter.check.name
         try:
-            if self._running >= self.slots or self._waiting:
-                waiter = _Waiter(
-                    RANKS.get(criticality, len(RANKS)),
-                    self._clock(),
-                    next(self._seq),
-                    name,
-                    interval,
-                    asyncio.get_running_loop().create_future(),
-                )
-                heapq.heappush(self._waiting, waiter)
-                try:
-                    admitted = await waiter.admitted
-                except asyncio.CancelledError:
-                    admitted_then = waiter.admitted.done() and not waiter.admitted.cancelled()
-                    if admitted_then and waiter.admitted.result():
-                        self._release()  # admitted just before the cancellation
-                    raise
-                if not admitted:
-                    if not self._closed:
-                        self._skip_for_slot(name, interval)
-                    return None
-            else:
-                self._running += 1
-            self._busy[name] = True
-            self._started.add()
-            try:
-                return await run_check(check)
-            finally:
-                self._release()
+            result = await run_check(waiter.check)
+            waiter.on_result(result)
         finally:
-            del self._busy[name]
+            self._busy.pop(name, None)
+            self._running -= 1
+            self._admit()
 
     def skip(self, name: str, *, running: bool | None = None, reason: str = "") -> None:
         """Record a due run of ``name`` that does not start.
@@ -223,22 +215,22 @@ class Engine:
                 extra={"check": name, "overruns": self.skipped[name]},
             )
 
-    def _release(self) -> None:
-        """Hand the freed slot to the most urgent waiting run that can still start in time."""
-        self._running -= 1
-        self._admit()
-
     def _admit(self) -> None:
+        """Start the most urgent waiting runs that can still start in time, while slots last."""
         now = self._clock()
         while self._waiting and self._running < self.slots:
             waiter = heapq.heappop(self._waiting)
-            if waiter.admitted.done():  # its job was cancelled (shut-down)
-                continue
+            name = waiter.check.name
             if now - waiter.due_at > waiter.interval:
-                waiter.admitted.set_result(False)  # the next run of that check is due already
+                del self._busy[name]  # the next run of that check is due already
+                self._skip_for_slot(name, waiter.interval)
                 continue
             self._running += 1
-            waiter.admitted.set_result(True)
+            self._busy[name] = True
+            self._started.add()
+            task = asyncio.get_running_loop().create_task(self._execute(waiter))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def start(self) -> None:
         """Start adapting the slots to the event loop's lag (call with the loop running)."""
@@ -258,16 +250,15 @@ class Engine:
                 self.slots = min(self.max_in_flight, self.slots + max(1, self.slots // 10))
                 self._admit()
 
-    def close(self) -> None:
-        """Let every waiting run end without starting (shut-down); later runs are skipped."""
+    async def close(self) -> None:
+        """Drop waiting runs and cancel running ones (shut-down); later runs are not started."""
         self._closed = True
         self.slots = 0
-        if self._watcher is not None:
-            self._watcher.cancel()
-        waiting, self._waiting = self._waiting, []
-        for waiter in waiting:
-            if not waiter.admitted.done():
-                waiter.admitted.set_result(False)
+        self._waiting = []
+        tasks = [*self._tasks, *([self._watcher] if self._watcher else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def load(self) -> EngineLoad:
         due, started = self._due.total(), self._started.total()
