@@ -2,7 +2,8 @@
 
 A check's timeout measures the dependency, not drwatch: time a run spends waiting for one of
 drwatch's own resources (a slot of the HTTP engine's bound on requests in flight) is spent
-inside :func:`uncharged` and moves the run's deadline by as much. Waiting for a run slot happens
+inside :func:`uncharged` and moves the run's deadline by as much, and so does the time the
+deadline's timer fires late because the event loop was busy. Waiting for a run slot happens
 before ``run_check`` is called at all (:mod:`app.engine`).
 """
 
@@ -119,13 +120,20 @@ async def run_check(check: Check[Any], timeout: float | None = None) -> Result:
 
 async def _wait_charged(task: asyncio.Future[Result], clock: _RunClock, limit: float) -> bool:
     """Wait until ``task`` is done or ``limit`` seconds have been charged; True when done.
-    While the check waits in :func:`uncharged` nothing is charged, so the deadline moves.
+    While the check waits in :func:`uncharged` nothing is charged, so the deadline moves; nor is
+    the time the deadline's own timer fired late (an event loop busy with other work).
     """
     while not task.done():
         remaining = limit - clock.charged()
         if remaining <= 0:
             return False
+        expected = time.perf_counter() + remaining
         await asyncio.wait({task}, timeout=remaining)
+        late = time.perf_counter() - expected
+        if not task.done() and late > 0:
+            # The timer fired late because the event loop was busy with other work: drwatch's
+            # own time, and the answer may be waiting in the loop's queue behind it.
+            clock.uncharged_total += late
     return True
 
 
