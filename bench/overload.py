@@ -274,9 +274,7 @@ def main() -> int:
             capacity = args.capacity
             if capacity is None:
                 checks = int(args.calibration_load * INTERVAL)
-                calibration = measure_drwatch(
-                    directory, target, checks, args.warmup, args.measure
-                )
+                calibration = measure_drwatch(directory, target, checks, args.warmup, args.measure)
                 capacity = calibration.passed
                 print(
                     f"calibration: {checks} checks offered {calibration.offered:.0f} runs/s, "
