@@ -20,9 +20,11 @@ from the dependencies' latency:
 * The number of run slots adapts to the event loop: a run's timeout cannot tell the time its
   own answer waited for a busy event loop from the dependency's latency, so when the loop falls
   behind (a timer fires more than ``LOOP_LAG_TARGET`` late) fewer runs are admitted, and more
-  again once it keeps up, never more than ``max_in_flight``. Runs waiting on slow dependencies
-  cost no CPU and keep the loop on time, so they do not shrink the limit. Past the CPU the
-  engine can use, runs wait (uncharged) instead of timing out in a crowded loop.
+  again once it keeps up, never more than ``max_in_flight``. The time the loop ran behind is
+  not charged to the runs in flight either (:func:`app.runner.note_loop_behind`). Runs waiting
+  on slow dependencies cost no CPU and keep the loop on time, so they do not shrink the limit.
+  Past the CPU the engine can use, runs wait (uncharged) instead of timing out in a crowded
+  loop.
 * Saturation is measured: runs due / runs started over the last minute
   (``drwatch_engine_saturation_ratio``; 1.0 when the engine keeps up). A run skipped because the
   check's own previous run is still *running* is left out of both counts: that is a slow
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.checks.base import Check, Result
-from app.runner import run_check
+from app.runner import note_loop_behind, run_check
 
 log = logging.getLogger("drwatch.engine")
 
@@ -244,6 +246,8 @@ class Engine:
             before = loop.time()
             await asyncio.sleep(LOOP_SAMPLE_PERIOD)
             lag = loop.time() - before - LOOP_SAMPLE_PERIOD
+            if lag > 0:
+                note_loop_behind(lag)
             if lag > LOOP_LAG_TARGET:
                 self.slots = max(floor, int(self.slots * 0.8))
             elif lag < LOOP_LAG_TARGET / 2 and self.slots < self.max_in_flight:

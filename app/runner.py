@@ -2,8 +2,9 @@
 
 A check's timeout measures the dependency, not drwatch: time a run spends waiting for one of
 drwatch's own resources (a slot of the HTTP engine's bound on requests in flight) is spent
-inside :func:`uncharged` and moves the run's deadline by as much, and so does the time the
-deadline's timer fires late because the event loop was busy. Waiting for a run slot happens
+inside :func:`uncharged` and moves the run's deadline by as much, and so does the time the event
+loop ran behind (too busy to read any answer: :func:`note_loop_behind`, and the deadline's own
+timer firing late). Waiting for a run slot happens
 before ``run_check`` is called at all (:mod:`app.engine`).
 """
 
@@ -29,13 +30,26 @@ log = logging.getLogger("drwatch.runner")
 _CANCEL_GRACE = 1.0
 
 
-class _RunClock:
-    """The time charged to one run: wall time minus the time spent in :func:`uncharged`."""
+# Seconds the event loop has run behind its timers since start-up, as measured by the probe
+# engine (app/engine.py): time in which no answer could have been read, whatever the dependency.
+_loop_behind_total = 0.0
 
-    __slots__ = ("started", "uncharged_total", "waiting_since", "waits")
+
+def note_loop_behind(seconds: float) -> None:
+    """Record that the event loop ran ``seconds`` behind its timers (not charged to any run)."""
+    global _loop_behind_total
+    _loop_behind_total += seconds
+
+
+class _RunClock:
+    """The time charged to one run: wall time minus the time spent in :func:`uncharged` and the
+    time the event loop ran behind."""
+
+    __slots__ = ("loop_behind_at_start", "started", "uncharged_total", "waiting_since", "waits")
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.loop_behind_at_start = _loop_behind_total
         self.uncharged_total = 0.0
         self.waits = 0  # uncharged waits in progress (a check may wait on several at once)
         self.waiting_since = 0.0
@@ -43,7 +57,8 @@ class _RunClock:
     def charged(self) -> float:
         now = time.perf_counter()
         waiting = now - self.waiting_since if self.waits else 0.0
-        return now - self.started - self.uncharged_total - waiting
+        loop_behind = _loop_behind_total - self.loop_behind_at_start
+        return now - self.started - self.uncharged_total - waiting - loop_behind
 
 
 _run_clock: contextvars.ContextVar[_RunClock | None] = contextvars.ContextVar(

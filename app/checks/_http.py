@@ -178,7 +178,10 @@ class HttpClient:
             self._headers["Authorization"] = f"Basic {pair}"
         self._trust = (str(ca_file) if ca_file else None, verify)
         self._tls = tls_context(self._trust[0], verify=verify)
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        # The runner owns the check's deadline: it leaves out drwatch's own waits (a slot, a
+        # busy event loop), which aiohttp's timers cannot tell from a slow dependency. aiohttp's
+        # timeout is only a backstop for a client used without the runner.
+        self._timeout = aiohttp.ClientTimeout(total=3 * timeout + 1)
         self._owns_pool = pool is None
         self._pool = pool
 
