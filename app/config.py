@@ -41,8 +41,9 @@ from app.settings import Settings
 from app.units import NAME_PATTERN, Duration
 
 EXAMPLE_CONFIG = Path(__file__).parent / "example-config.yaml"
-# /health/live and /health/ready are the service's own probes, not checks.
-RESERVED_NAMES = frozenset({"live", "ready"})
+# /health/live and /health/ready are the service's own probes, not checks; "drwatch" is the
+# built-in self-check (app/monitor.py), answered at /health/drwatch.
+RESERVED_NAMES = frozenset({"live", "ready", "drwatch"})
 
 
 class CheckSpec(BaseModel):
@@ -432,7 +433,9 @@ def load_yaml(path: Path, environ: Mapping[str, str]) -> Config:
     except OSError as exc:
         raise ConfigError([("DRWATCH_CONFIG", f"cannot read {path}: {exc.strerror}")]) from None
     try:
-        raw = yaml.safe_load(text)
+        # libyaml's loader when PyYAML has it: the pure-Python one takes seconds for a file of
+        # thousands of checks, which would be start-up time.
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"

@@ -22,6 +22,11 @@ first failing run of the streak, so time to detect is measured), a :class:`Verdi
 every change of the verdict (the first once the first round of critical checks is in), and a
 :class:`RecoveryPoint` whenever a backup source reports a backup it had not reported before.
 
+Beside the configured checks there is one built-in check, ``drwatch`` (:class:`SelfCheck`):
+drwatch's own load, reported by the scheduler. It is ``warn`` while the engine is saturated and
+never ``fail`` (a busy drwatch must not fail a region over), so it lowers the verdict to ``warn``
+at most. It cannot be configured away, and no configured check may take its name.
+
 After every result the monitor swaps in a new :class:`Snapshot` (one attribute assignment, so a
 reader sees either the old or the new one, never a mix). Keeping the verdict costs O(1) per result:
 the monitor counts checks per (criticality, effective status) instead of rescanning them.
@@ -48,6 +53,18 @@ log = logging.getLogger("drwatch.monitor")
 
 STALE_FACTOR = 3
 PENDING = "pending"
+SELF_CHECK = "drwatch"
+
+
+@dataclass(frozen=True, slots=True)
+class SelfCheck:
+    """The built-in check ``drwatch``: whether drwatch starts every due check run in time."""
+
+    status: Status = Status.PASS
+    output: str = "drwatch starts every due check run within its interval."
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": SELF_CHECK, "status": self.status.value, "output": self.output}
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +179,7 @@ class Snapshot:
     generated_at: datetime
     service_id: str
     version: str
+    self_check: SelfCheck = SelfCheck()
     # Renderings of this snapshot (app/api/render.py), made once and served as bytes.
     rendered: dict[str, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
@@ -196,6 +214,7 @@ class Monitor:
         self._on_recovery_point = on_recovery_point
         # The last verdict sent to on_verdict; None until the first round of critical checks.
         self._verdict_sent: Status | None = None
+        self._self_check = SelfCheck()
         self._started = time.time()
         # (criticality, verdict status) -> number of checks; keeps the verdict O(1) per result.
         self._counts: Counter[tuple[str, Status]] = Counter(
@@ -242,6 +261,25 @@ class Monitor:
         self._next_stale_at = min(self._next_stale_at, deadline)
         self._replace(old, new, result.time)
         return new
+
+    def report_self(self, self_check: SelfCheck) -> None:
+        """Publish drwatch's own state (the built-in check ``drwatch``) when it changed."""
+        if self_check.status is Status.FAIL:
+            self_check = replace(self_check, status=Status.WARN)  # never fail, see above
+        if self_check != self._self_check:
+            if self_check.status is not self._self_check.status:
+                log.log(
+                    logging.WARNING if self_check.status is not Status.PASS else logging.INFO,
+                    "check changed state",
+                    extra={
+                        "check": SELF_CHECK,
+                        "from": self._self_check.status.value,
+                        "status": self_check.status.value,
+                        "output": self_check.output,
+                    },
+                )
+            self._self_check = self_check
+            self._snapshot = self._build_snapshot(datetime.now(UTC))
 
     def tick(self, now: float | None = None) -> None:
         """Mark checks stale whose last result (or start-up) is older than 3 x interval, and
@@ -360,7 +398,7 @@ class Monitor:
         worst = Status.worst(*critical) if critical else Status.PASS
         if degraded_bad:
             worst = Status.worst(worst, Status.WARN)
-        return worst
+        return Status.worst(worst, self._self_check.status)
 
     def _build_snapshot(self, at: datetime) -> Snapshot:
         status = self.verdict()
@@ -378,6 +416,7 @@ class Monitor:
             generated_at=datetime.now(UTC),
             service_id=self._service_id,
             version=self._version,
+            self_check=self._self_check,
         )
 
 

@@ -20,10 +20,11 @@ from app.checks._shared import SharedResources
 from app.checks.base import Check, CheckContext
 from app.config import Config
 from app.drills.service import DrillService, backup_from_results
+from app.engine import Engine
 from app.history.cache import HistoryCache
 from app.history.maintenance import MaintenanceSchedule
 from app.history.timeline import COVERAGE_EXTEND_INTERVAL
-from app.metrics import MetricSources, build_registry
+from app.metrics import Exposition, MetricSources, build_registry
 from app.monitor import Monitor, Snapshot
 from app.readiness import dr_readiness, drill_runs
 from app.scheduler import Scheduler, add_cron_job
@@ -61,6 +62,7 @@ class Runtime:
     checks: dict[str, Check[Any]]
     scheduler: Scheduler
     registry: CollectorRegistry
+    exposition: Exposition
     version: str
     drills: DrillService
     resources: SharedResources
@@ -82,7 +84,7 @@ class Runtime:
         version = drwatch_version()
         store = Store.from_url(settings.state_url, settings.service_id)
         writer = StoreWriter(retry_max=settings.store_retry_max)
-        resources = SharedResources()
+        resources = SharedResources(max_in_flight=settings.max_in_flight)
         context = CheckContext(store=store, service_id=settings.service_id, resources=resources)
         checks = {c.name: c.build(context) for c in config.checks}
 
@@ -111,7 +113,12 @@ class Runtime:
             on_recovery_point=on_recovery_point if serve else None,
             maintenance=maintenance,
         )
-        scheduler = Scheduler(monitor, checks.values(), {c.name: c.interval for c in config.checks})
+        scheduler = Scheduler(
+            monitor,
+            checks.values(),
+            {c.name: c.interval for c in config.checks},
+            engine=Engine(settings.max_in_flight),
+        )
 
         def last_details(name: str) -> Any:
             state = monitor.snapshot.checks.get(name)
@@ -150,6 +157,17 @@ class Runtime:
             drills=drills,
             interval=settings.history_refresh,
         )
+        metric_sources = MetricSources(
+            snapshot=lambda: monitor.snapshot,
+            version=version,
+            scheduler=scheduler,
+            store_writer=writer,
+            drills=drills.metric_rows,
+            readiness=lambda: dr_readiness(monitor.snapshot, config, drill_runs(drills)),
+            history=history.metric_values,
+            maintenance=maintenance,
+        )
+        registry = build_registry(metric_sources)
         return cls(
             settings=settings,
             config=config,
@@ -158,18 +176,8 @@ class Runtime:
             monitor=monitor,
             checks=checks,
             scheduler=scheduler,
-            registry=build_registry(
-                MetricSources(
-                    snapshot=lambda: monitor.snapshot,
-                    version=version,
-                    scheduler=scheduler,
-                    store_writer=writer,
-                    drills=drills.metric_rows,
-                    readiness=lambda: dr_readiness(monitor.snapshot, config, drill_runs(drills)),
-                    history=history.metric_values,
-                    maintenance=maintenance,
-                )
-            ),
+            registry=registry,
+            exposition=Exposition(registry, metric_sources),
             version=version,
             drills=drills,
             resources=resources,

@@ -92,6 +92,15 @@ class Settings(BaseSettings):
         le=30,
         description="How often each replica re-reads ad hoc maintenance windows from the store.",
     )
+    max_in_flight: int = Field(
+        512,
+        ge=1,
+        le=100_000,
+        description=(
+            "Check runs (and HTTP requests) in flight at once. Runs beyond it wait for a slot, "
+            "critical checks first; the wait is not charged to their timeout."
+        ),
+    )
     pg_bin: Path | None = Field(
         None,
         description=(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.checks.base import Result, Status
 from app.config import parse_config
-from app.metrics import MetricSources, build_registry
+from app.metrics import Exposition, MetricSources, build_registry
 from app.monitor import Monitor
 from tests.harness import running_app, settings_for
 from tests.servers import PostgresCluster, refused_port
@@ -108,3 +109,73 @@ async def test_metrics_endpoint_passes_promtool(pg: PostgresCluster, tmp_path: P
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _exposition_for(monitor: Monitor, clock: _Clock) -> Exposition:
+    sources = MetricSources(snapshot=lambda: monitor.snapshot, version="1.2.3")
+    return Exposition(build_registry(sources), sources, clock=clock)
+
+
+def _one_check_monitor() -> Monitor:
+    config = parse_config(
+        {"checks": [{"name": "db", "type": "postgres", "params": {"dsn": "postgresql://h/d"}}]}
+    )
+    return Monitor(config.checks)
+
+
+def test_an_unchanged_snapshot_is_served_from_the_bytes_rendered_once() -> None:
+    """Scrapes of an unchanged snapshot get the same bytes; a new result is in the next render."""
+    monitor, clock = _one_check_monitor(), _Clock()
+    exposition = _exposition_for(monitor, clock)
+    first = exposition.body()
+    clock.now += 1.0
+    assert exposition.body() is first
+    monitor.record("db", Result(Status.PASS, "ok"))
+    clock.now += 1.0
+    changed = exposition.body()
+    assert changed is not first
+    assert b'drwatch_check_runs_total{check="db",result="pass"} 1.0' in changed
+
+
+def test_renders_are_coalesced_under_a_storm_of_results() -> None:
+    """Results arriving within 250 ms of a render wait for the next render after that."""
+    monitor, clock = _one_check_monitor(), _Clock()
+    exposition = _exposition_for(monitor, clock)
+    before = exposition.body()
+    monitor.record("db", Result(Status.PASS, "ok"))
+    clock.now += 0.1
+    assert exposition.body() is before
+    clock.now += 0.2
+    assert b'result="pass"} 1.0' in exposition.body()
+
+
+def test_values_measured_at_render_time_are_refreshed_every_few_seconds() -> None:
+    """Even with nothing new, the exposition is rendered again after 5 s (backup age moves)."""
+    monitor, clock = _one_check_monitor(), _Clock()
+    exposition = _exposition_for(monitor, clock)
+    first = exposition.body()
+    clock.now += 5.0
+    assert exposition.body() is not first
+
+
+async def test_metrics_are_gzip_compressed_when_the_scraper_asks(tmp_path: Path) -> None:
+    """Accept-Encoding: gzip gets a gzip body that decompresses to the same exposition."""
+    config = {"checks": [{"name": "db", "type": "postgres", "params": {"dsn": "postgresql://h/d"}}]}
+    async with running_app(config, settings_for(tmp_path), run_scheduler=False) as running:
+        plain = await running.client.get("/metrics", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+        raw = running.runtime.exposition.body(gzipped=True)
+        assert gzip.decompress(raw) == plain.content
+        packed = await running.client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+        assert packed.headers["content-encoding"] == "gzip"
+        assert packed.content == plain.content  # httpx decompressed it
+        checks = await running.client.get("/api/checks", headers={"Accept-Encoding": "gzip"})
+        assert checks.json()["checks"][0]["name"] == "db"

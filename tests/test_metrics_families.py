@@ -81,6 +81,7 @@ FAMILIES = {
     "drwatch_restore_drill_runs",
     "drwatch_scheduler_lag_seconds",
     "drwatch_scheduler_up",
+    "drwatch_engine_saturation_ratio",
     "drwatch_build_info",
     "drwatch_store_up",
     "drwatch_store_pending_writes",
@@ -382,10 +383,13 @@ def test_check_families(scrape: Scrape) -> None:
 
 
 def test_health_build_and_scheduler(scrape: Scrape) -> None:
-    """health_status 2 (pass), build_info with drwatch's version, a ticking scheduler."""
+    """health_status 2 (pass), build_info with drwatch's version, a ticking scheduler that
+    keeps up."""
     assert scrape.value("drwatch_health_status") == 2.0
     assert scrape.value("drwatch_build_info", version=drwatch_version()) == 1.0
     assert scrape.value("drwatch_scheduler_up") == 1.0
+    # A handful of checks never saturate the engine.
+    assert scrape.value("drwatch_engine_saturation_ratio") == 1.0
     lag = scrape.value("drwatch_scheduler_lag_seconds")
     assert 0 <= lag < 5.0
 

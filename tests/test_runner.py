@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from app import redact
 from app.checks.base import Check, CheckFailed, Params, Result, Status
-from app.runner import run_check
+from app.runner import run_check, uncharged
 
 
 class _Script(Check[Params]):
@@ -42,6 +42,16 @@ class _Script(Check[Params]):
         if self.behaviour == "nap":
             await asyncio.sleep(0.05)
             return self.passed("rested")
+        if self.behaviour == "queued":
+            # Waits for one of drwatch's own resources longer than the whole timeout, then the
+            # dependency answers at once.
+            async with uncharged():
+                await asyncio.sleep(self.timeout * 2)
+            return self.passed("answered once sent")
+        if self.behaviour == "queued-then-hung":
+            async with uncharged():
+                await asyncio.sleep(self.timeout)
+            await asyncio.sleep(3600)
         if self.behaviour == "bug":
             raise KeyError("status")
         if self.behaviour == "leaky":
@@ -106,3 +116,19 @@ async def test_it_scrubs_secrets_from_outputs() -> None:
     assert "hunter2-secret" not in result.output
     assert "pw9" not in result.output
     assert "***" in result.output
+
+
+async def test_time_waiting_for_drwatchs_own_resources_is_not_charged_to_the_timeout() -> None:
+    """A run that queues inside drwatch longer than its timeout still passes, and its duration
+    is the time charged to the dependency."""
+    result = await run_check(_Script("queued", timeout=0.2))
+    assert result.status is Status.PASS, result.output
+    assert result.duration < 0.2
+
+
+async def test_the_timeout_still_runs_once_the_request_is_sent() -> None:
+    """After an uncharged wait, a hung dependency fails at its own timeout."""
+    check = _Script("queued-then-hung", timeout=0.2)
+    result = await run_check(check)
+    assert result.status is Status.FAIL
+    assert "timeout" in result.output

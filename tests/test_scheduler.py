@@ -95,7 +95,7 @@ async def test_a_stopped_job_turns_its_check_stale() -> None:
     try:
         await eventually(lambda: stuck.runs >= 1 and fine.runs >= 1, 10)
         assert not monitor.state("stuck").stale
-        scheduler.scheduler.remove_job("stuck")
+        scheduler.unschedule("stuck")
         await eventually(lambda: monitor.state("stuck").stale, 10)
     finally:
         await scheduler.stop()

@@ -7,11 +7,13 @@ may not see them get the public parts (name, type, criticality, status, since) a
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from app.api.deps import Details, DetailsDep, RuntimeDep, SnapshotDep, StoreDep
+from app.api.encoding import cached_response, json_bytes
 from app.api.openapi import responses
 from app.errors import StoreUnavailable
 from app.units import rfc3339
@@ -26,13 +28,19 @@ def _with_hint(body: dict[str, Any], details: Details) -> dict[str, Any]:
 
 
 @router.api_route("/checks", methods=["GET", "HEAD"], summary="All checks")
-async def list_checks(snapshot: SnapshotDep, details: DetailsDep) -> dict[str, Any]:
-    body = {
-        "status": snapshot.status.value,
-        "generated_at": rfc3339(snapshot.generated_at),
-        "checks": [state.as_dict(details=details.shown) for state in snapshot.checks.values()],
-    }
-    return _with_hint(body, details)
+async def list_checks(request: Request, snapshot: SnapshotDep, details: DetailsDep) -> Response:
+    # Rendered once per snapshot (a new one comes with each result) and policy, served as bytes.
+    def render() -> bytes:
+        body = {
+            "status": snapshot.status.value,
+            "generated_at": rfc3339(snapshot.generated_at),
+            "checks": [state.as_dict(details=details.shown) for state in snapshot.checks.values()],
+            "self_check": snapshot.self_check.as_dict(),
+        }
+        return json_bytes(_with_hint(body, details))
+
+    key = "api_checks" if details.shown else "api_checks.public"
+    return cached_response(request, snapshot.rendered, key, render)
 
 
 @router.api_route(
@@ -82,6 +90,7 @@ async def scheduler_status(runtime: RuntimeDep) -> dict[str, Any]:
         "jobs": len(scheduler.checks),
         "lag_seconds": scheduler.lag_stats(),
         "overruns": dict(scheduler.overruns),
+        "engine": asdict(scheduler.engine.load()),
         "store": {
             "healthy": runtime.writer.healthy,
             "pending_writes": runtime.writer.pending,

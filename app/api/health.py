@@ -19,9 +19,11 @@ from app.api.render import (
     detailed_health_body,
     health_check_entry,
     public_health_body,
+    self_check_entry,
     verbose_text,
 )
 from app.checks.base import Status
+from app.monitor import SELF_CHECK
 
 router = APIRouter(tags=["health"], default_response_class=HealthJSON)
 
@@ -97,6 +99,17 @@ async def check_health(
     snapshot: SnapshotDep,
     _token: Annotated[object, Depends(details_token)],
 ) -> Response:
+    if check == SELF_CHECK:
+        # Never 503: a busy drwatch must not fail a region over.
+        entry = self_check_entry(snapshot.self_check)
+        own: dict[str, object] = {
+            "status": entry["status"],
+            "version": snapshot.version,
+            "serviceId": snapshot.service_id,
+        }
+        if wants_details(runtime, request.headers.get("authorization")):
+            own["checks"] = {SELF_CHECK: [entry]}
+        return Response(json.dumps(own), 200, NO_STORE, media_type=HEALTH_JSON)
     state = snapshot.checks.get(check)
     if state is None:
         raise HTTPException(404, f"No check named {check!r}.")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.checks.base import Status
-from app.monitor import PENDING, CheckState, Snapshot
+from app.monitor import PENDING, SELF_CHECK, CheckState, SelfCheck, Snapshot
 from app.units import json_default, rfc3339
 
 DESCRIPTION = "drwatch health verdict"
@@ -38,6 +38,7 @@ def detailed_health_body(snapshot: Snapshot) -> bytes:
     body = snapshot.rendered.get("detailed")
     if body is None:
         checks = {state.name: [health_check_entry(state)] for state in snapshot.checks.values()}
+        checks[SELF_CHECK] = [self_check_entry(snapshot.self_check)]
         body = snapshot.rendered["detailed"] = _dumps(
             {
                 "status": snapshot.status.value,
@@ -85,6 +86,15 @@ def verbose_text(snapshot: Snapshot, *, outputs: bool, hint: str = "") -> str:
             else:
                 withheld = True
         lines.append(line)
+    self_check = snapshot.self_check
+    if self_check.status is not Status.PASS:
+        mark, word = _MARKS[self_check.status]
+        line = f"[{mark}]{SELF_CHECK} {word}"
+        if outputs:
+            line += f": {self_check.output}"
+        else:
+            withheld = True
+        lines.append(line)
     if withheld and hint:
         lines.append(hint)
     # The verdict stays the last line, as in Kubernetes' /healthz?verbose.
@@ -110,6 +120,17 @@ def health_check_entry(state: CheckState) -> dict[str, Any]:
     if state.since is not None:
         entry["since"] = rfc3339(state.since)
     return entry
+
+
+def self_check_entry(self_check: SelfCheck) -> dict[str, Any]:
+    """The built-in check ``drwatch`` in the ``checks`` map: drwatch's own load."""
+    return {
+        "componentId": SELF_CHECK,
+        "componentType": "system",
+        "status": self_check.status.value,
+        "affectsVerdict": "degraded",
+        "output": self_check.output,
+    }
 
 
 def _dumps(data: Mapping[str, Any]) -> bytes:

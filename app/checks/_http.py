@@ -41,10 +41,12 @@ import aiohttp
 from app.checks._tls import certificate_expiry, describe_verification_error, tls_context
 from app.checks.base import CheckFailed
 from app.redact import MASK, encoded_forms, redact_url
+from app.runner import uncharged
 from app.units import format_duration
 
-# Requests in flight across all checks of the process. High enough that it never throttles a
-# normal configuration, low enough to stay far below the default open-files limit (1024).
+# Requests in flight across all checks of the process (DRWATCH_MAX_IN_FLIGHT sets it for a
+# service). High enough that it never throttles a normal configuration, low enough to stay far
+# below the default open-files limit (1024).
 MAX_IN_FLIGHT = 512
 # Connections to one host:port. Many checks may watch one vendor; a hung host holds at most this
 # many connections, and checks of other hosts are not held up by it.
@@ -180,7 +182,10 @@ class HttpClient:
             self._headers["Authorization"] = f"Basic {pair}"
         self._trust = (str(ca_file) if ca_file else None, verify)
         self._tls = tls_context(self._trust[0], verify=verify)
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=timeout)
+        # The runner owns the check's deadline: it leaves out drwatch's own waits (a slot, a
+        # busy event loop), which aiohttp's timers cannot tell from a slow dependency. aiohttp's
+        # timeout is only a backstop for a client used without the runner.
+        self._timeout = aiohttp.ClientTimeout(total=3 * timeout + 1)
         self._owns_pool = pool is None
         self._pool = pool
 
@@ -204,28 +209,33 @@ class HttpClient:
         pool = self._pool
         session = pool.session(self._trust, self._tls)
         sent_headers = {**self._headers, **headers} if headers else self._headers
-        async with pool.in_flight:
-            try:
-                async with session.request(
-                    method,
-                    target,
-                    params=params,
-                    headers=sent_headers,
-                    data=data if data is not None else content,
-                    allow_redirects=self.follow_redirects,
-                    timeout=self._timeout,
-                ) as response:
-                    expiry = _connection_certificate_expiry(response)
-                    body = await response.read()
-                    return HttpResponse(
-                        status_code=response.status,
-                        headers=response.headers,
-                        content=body,
-                        url=str(response.url),
-                        certificate_expiry=expiry,
-                    )
-            except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
-                raise self.transport_failure(exc, target) from None
+        # Waiting for an in-flight slot is drwatch's own queueing, not the dependency's latency:
+        # the check's timeout (and aiohttp's, which starts with the request) runs from here on.
+        async with uncharged():
+            await pool.in_flight.acquire()
+        try:
+            async with session.request(
+                method,
+                target,
+                params=params,
+                headers=sent_headers,
+                data=data if data is not None else content,
+                allow_redirects=self.follow_redirects,
+                timeout=self._timeout,
+            ) as response:
+                expiry = _connection_certificate_expiry(response)
+                body = await response.read()
+                return HttpResponse(
+                    status_code=response.status,
+                    headers=response.headers,
+                    content=body,
+                    url=str(response.url),
+                    certificate_expiry=expiry,
+                )
+        except (aiohttp.ClientError, TimeoutError, ssl.SSLError, OSError) as exc:
+            raise self.transport_failure(exc, target) from None
+        finally:
+            pool.in_flight.release()
 
     async def aclose(self) -> None:
         """Close a private pool; the service's shared pool is closed by the runtime."""

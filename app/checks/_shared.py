@@ -15,14 +15,20 @@ class SharedResources:
     :meth:`close` is called once, by ``Runtime.stop()``, after the checks have closed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_in_flight: int | None = None) -> None:
+        # None: the HTTP engine's default bound on requests in flight.
+        self.max_in_flight = max_in_flight
         self._http: HttpPool | None = None
 
     def http(self) -> HttpPool:
         if self._http is None:
             from app.checks._http import HttpPool
 
-            self._http = HttpPool()
+            self._http = (
+                HttpPool()
+                if self.max_in_flight is None
+                else HttpPool(max_in_flight=self.max_in_flight)
+            )
         return self._http
 
     async def close(self) -> None:

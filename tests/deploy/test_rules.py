@@ -140,6 +140,7 @@ def test_the_alerts_are_the_ones_drwatch_documents() -> None:
             "DrwatchStandbyNotReady",
             "DrwatchDown",
             "DrwatchStale",
+            "DrwatchEngineSaturated",
             "DrwatchSloBurnRate",
             "Watchdog",
         ]

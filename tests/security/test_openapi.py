@@ -50,7 +50,9 @@ checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "503"]
 # and configuration a schema cannot state, so a schema-valid window may still be a 422 here.
 [[operations]]
 include-path-regex = "^/api/maintenance"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "409", "422", "503"]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "401", "403", "404", "409", "422", "503",
+]
 """
     path.write_text(text + (EXISTING_NAMES if existing_names else ""))
     return path
