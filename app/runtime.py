@@ -150,12 +150,22 @@ class Runtime:
 
             scheduler.extra_jobs.append(add)
         criticality = {c.name: c.criticality for c in config.checks}
+
+        def maintenance_spans(
+            check: str | None, start: float, end: float
+        ) -> list[tuple[float, float]]:
+            spans = maintenance.spans(
+                check, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+            )
+            return [(opened.timestamp(), closed.timestamp()) for opened, closed in spans]
+
         history = HistoryCache(
             store,
             config.slo,
             criticality=criticality.get,
             drills=drills,
             interval=settings.history_refresh,
+            maintenance=maintenance_spans,
         )
         metric_sources = MetricSources(
             snapshot=lambda: monitor.snapshot,

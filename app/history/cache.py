@@ -61,14 +61,21 @@ class HistoryAnswers:
     recovery_points: Mapping[str, RecoveryPoint] = field(default_factory=dict)
 
 
+MaintenanceSpans = Callable[[str | None, float, float], list[tuple[float, float]]]
+"""Spans of maintenance of a check (None: the service) within [start, end), as Unix times."""
+
+
 def compute(
     rows: HistoryRows,
     service_id: str,
     spec: SloSpec,
     criticality: Callable[[str], str | None],
     now: float,
+    maintenance: MaintenanceSpans | None = None,
 ) -> dict[str, HistoryView]:
     """The incident lists and SLO answers of both scopes from one read of the store."""
+    start = now - LONGEST_WINDOW
+    service_spans = maintenance(None, start, now) if maintenance else []
     spans: dict[str, list[CoverageSpan]] = defaultdict(list)
     for span in rows.coverage:
         spans[span.service_id].append(span)
@@ -85,17 +92,33 @@ def compute(
         by_replica[incident.service_id].append(incident)
     for sid, incidents in by_replica.items():
         mark_failover(incidents, timelines.get(sid, ()), now)
+    if maintenance is not None:
+        by_check: dict[str, list[tuple[float, float]]] = {}
+        for incident in checks:
+            name = incident.check
+            if name is None:
+                continue
+            if name not in by_check:
+                by_check[name] = maintenance(name, start, now)
+            incident.in_maintenance = _inside(incident.started_at, by_check[name])
 
     def view(sid: str, timeline: Sequence[Segment], candidates: list[Incident]) -> HistoryView:
         services = service_incidents(sid, timeline, candidates, now)
+        for incident in services:
+            incident.in_maintenance = _inside(incident.started_at, service_spans)
         listed = sorted([*services, *candidates], key=lambda i: i.detected_at, reverse=True)
-        return HistoryView(tuple(listed), slo_answer(timeline, services, spec, now))
+        answer = slo_answer(timeline, services, spec, now, service_spans)
+        return HistoryView(tuple(listed), answer)
 
     merged = merged_timeline([timelines[sid] for sid in replicas])
     return {
         "self": view(service_id, timelines[service_id], by_replica.get(service_id, [])),
         "all": view("*", merged, checks),
     }
+
+
+def _inside(moment: float, spans: Sequence[tuple[float, float]]) -> bool:
+    return any(opened <= moment < closed for opened, closed in spans)
 
 
 class HistoryCache:
@@ -109,8 +132,10 @@ class HistoryCache:
         criticality: Callable[[str], str | None],
         drills: DrillService | None = None,
         interval: float = REFRESH_INTERVAL,
+        maintenance: MaintenanceSpans | None = None,
     ) -> None:
         self.store = store
+        self.maintenance = maintenance
         self.spec = spec
         self.criticality = criticality
         self.drills = drills
@@ -169,7 +194,7 @@ class HistoryCache:
         # the event loop must keep answering /health meanwhile (the GIL is handed over every
         # few milliseconds, where a coroutine would hold the loop for the whole computation).
         views = await asyncio.to_thread(
-            compute, rows, self.service_id, self.spec, self.criticality, now
+            compute, rows, self.service_id, self.spec, self.criticality, now, self.maintenance
         )
         self.refresh_seconds = time.process_time() - cpu
         self.answers = HistoryAnswers(read_at=now, views=views, recovery_points=points)

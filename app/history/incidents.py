@@ -38,6 +38,7 @@ class Incident:
     output: str
     failover: bool = False
     checks: list[str] = field(default_factory=list)
+    in_maintenance: bool = False  # began inside a maintenance window: planned work
     # The JSON of a resolved incident never changes: rendered once, on first use.
     _json: bytes | None = field(default=None, repr=False, compare=False)
 
@@ -73,6 +74,7 @@ class Incident:
             "duration_seconds": round(self.duration(now), 3),
             "time_to_detect_seconds": round(self.detected_at - self.started_at, 3),
             "failover": self.failover,
+            "in_maintenance": self.in_maintenance,
             "output": self.output,
             "checks": list(self.checks),
         }

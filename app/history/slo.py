@@ -62,31 +62,47 @@ class SloSpec(BaseModel):
         return value
 
 
+Spans = Sequence[tuple[float, float]]
+
+
 def window_figures(
     timeline: Sequence[Segment],
     incidents: Sequence[Incident],
     spec: SloSpec,
     start: float,
     end: float,
+    maintenance: Spans = (),
 ) -> dict[str, Any]:
-    """The SLO figures of one window; ``incidents`` are service incidents."""
+    """The SLO figures of one window; ``incidents`` are service incidents, ``maintenance`` the
+    disjoint spans of maintenance windows covering a critical check."""
     seconds = totals(timeline, start, end)
+    # Time inside a maintenance window is neither good nor bad (nor no data): planned work.
+    in_maintenance = 0.0
+    for opened, closed in maintenance:
+        lo, hi = max(opened, start), min(closed, end)
+        if hi <= lo:
+            continue
+        inside = totals(timeline, lo, hi)
+        for status in seconds:
+            seconds[status] -= inside[status]
+        in_maintenance += hi - lo
     good = seconds["pass"] + seconds["warn"]
     bad = seconds[FAIL]
-    # Maintenance windows will be subtracted here, from good and bad alike, once they exist.
-    maintenance = 0.0
     measured = good + bad
     budget = (1 - spec.objective) * measured
     remaining = budget - bad
     in_window = [i for i in incidents if start <= i.detected_at < end]
-    resolved = [i.duration(end) for i in in_window if i.resolved_at is not None]
-    detected = [i.detected_at - i.started_at for i in in_window]
+    # Incidents that began inside a window are planned work: listed, but not the service's
+    # time to detect or restore.
+    counted = [i for i in in_window if not i.in_maintenance]
+    resolved = [i.duration(end) for i in counted if i.resolved_at is not None]
+    detected = [i.detected_at - i.started_at for i in counted]
     return {
         "availability": round(good / measured, 6) if measured else None,
         "good_seconds": round(good, 3),
         "bad_seconds": round(bad, 3),
         "no_data_seconds": round(seconds[None], 3),
-        "maintenance_seconds": maintenance,
+        "maintenance_seconds": round(in_maintenance, 3),
         "error_budget_seconds": round(budget, 3),
         "error_budget_remaining_seconds": round(remaining, 3),
         "error_budget_remaining_ratio": round(remaining / budget, 6) if budget else None,
@@ -106,14 +122,18 @@ def burn_rate(timeline: Sequence[Segment], spec: SloSpec, start: float, end: flo
 
 
 def slo_answer(
-    timeline: Sequence[Segment], incidents: Sequence[Incident], spec: SloSpec, now: float
+    timeline: Sequence[Segment],
+    incidents: Sequence[Incident],
+    spec: SloSpec,
+    now: float,
+    maintenance: Spans = (),
 ) -> dict[str, Any]:
     """The body of ``GET /api/slo`` (without the fields saying whose view and how fresh)."""
     return {
         "objective": spec.objective,
         "window": spec.window,
         "windows": {
-            name: window_figures(timeline, incidents, spec, now - length, now)
+            name: window_figures(timeline, incidents, spec, now - length, now, maintenance)
             for name, length in WINDOWS.items()
         },
         "burn_rates": {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.config import parse_config
 from app.history.cache import HistoryView, compute
+from app.history.maintenance import MaintenanceSchedule
 from app.history.slo import SloSpec
 from app.store.repository import CoverageSpan, Store, VerdictTransition
 from tests.history.synthetic import DAY, NOW, SyntheticReplica, at, configs, outage
@@ -152,3 +154,57 @@ def test_the_objective_is_read_as_people_write_it() -> None:
         assert SloSpec.model_validate({"objective": written}).objective == pytest.approx(0.999)
     with pytest.raises(ValueError, match="window must be one of"):
         SloSpec(window="14d")
+
+
+async def test_an_outage_inside_a_maintenance_window_burns_no_budget(state_url: str) -> None:
+    """A day with a 1 h window and a 10 min database outage inside it: 100 % available, 3,600 s
+    of maintenance, and the outage listed as `in_maintenance`, out of MTTR and MTTD."""
+    window_start = NOW - 6 * 3600
+    store = Store.from_url(state_url, "r1")
+    replica = SyntheticReplica(store, CHECKS)
+    replica.run(NOW - DAY, NOW, list(outage("database", window_start + 1200, 600)))
+    await replica.save()
+    rows = await store.history(at(NOW - 90 * DAY))
+    await store.dispose()
+    config = parse_config(
+        {
+            "checks": [
+                {
+                    "name": c.name,
+                    "type": "postgres",
+                    "criticality": c.criticality,
+                    "params": {"dsn": "postgresql://u@db/app"},
+                }
+                for c in CHECKS
+            ],
+            "maintenance": [
+                {
+                    "name": "patching",
+                    "reason": "database minor upgrade",
+                    "checks": ["database"],
+                    "start": at(window_start).isoformat(),
+                    "end": at(window_start + 3600).isoformat(),
+                }
+            ],
+        }
+    )
+    schedule = MaintenanceSchedule(config.maintenance, [(c.name, c.criticality) for c in CHECKS])
+
+    def spans(check: str | None, start: float, end: float) -> list[tuple[float, float]]:
+        return [
+            (opened.timestamp(), closed.timestamp())
+            for opened, closed in schedule.spans(check, at(start), at(end))
+        ]
+
+    views = compute(rows, "r1", SloSpec(), CRITICALITY, NOW, spans)
+    day = views["self"].slo["windows"]["1d"]
+    assert day["maintenance_seconds"] == 3600
+    assert day["availability"] == 1.0
+    assert day["bad_seconds"] == 0
+    assert day["good_seconds"] == DAY - 3600
+    assert (day["incidents"], day["mttr_seconds"], day["mttd_seconds"]) == (1, None, None)
+    service = [i for i in views["self"].incidents if i.scope == "service"]
+    check = [i for i in views["self"].incidents if i.scope == "check"]
+    assert [i.in_maintenance for i in service] == [True]
+    assert [i.in_maintenance for i in check] == [True]
+    assert service[0].as_dict(NOW)["in_maintenance"] is True
