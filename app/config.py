@@ -56,8 +56,8 @@ class CheckSpec(BaseModel):
     criticality: Criticality | None = None
     interval: Duration | None = None
     timeout: Duration | None = None
-    fall: int = Field(3, ge=1, le=100)
-    rise: int = Field(2, ge=1, le=100)
+    fall: int | None = Field(None, ge=1, le=100)
+    rise: int | None = Field(None, ge=1, le=100)
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -282,8 +282,8 @@ def _parse_check(
         criticality=spec.criticality or cls.default_criticality,
         interval=interval,
         timeout=timeout,
-        fall=spec.fall,
-        rise=spec.rise,
+        fall=spec.fall or cls.default_fall,
+        rise=spec.rise or cls.default_rise,
         labels=spec.labels,
         params=params,
     )

@@ -206,6 +206,7 @@ async def heartbeat(
         # would be refused again, so a retry cannot help and this is no outage.
         raise _invalid("the state store cannot keep a value of this heartbeat") from None
     except Exception as exc:
+        runtime.writer.note_direct_write(exc)
         log.error(
             "could not store a backup heartbeat; the job was told to retry",
             extra={"check": name, "kind": event.kind, "error": type(exc).__name__},
@@ -214,6 +215,7 @@ async def heartbeat(
             "The state store is unavailable, so the heartbeat was not recorded; retry.",
             retry_after=10,
         ) from None
+    runtime.writer.note_direct_write(None)
     # Evaluate the source now rather than at its next interval, so the status follows the ping.
     if name in runtime.scheduler.checks:
         runtime.spawn(runtime.scheduler.run_now(name), f"heartbeat:{name}")

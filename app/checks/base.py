@@ -137,6 +137,9 @@ class Check(ABC, Generic[P]):
     default_criticality: ClassVar[Criticality] = "critical"
     default_interval: ClassVar[float] = 30.0
     default_timeout: ClassVar[float] = 10.0
+    # Flap damping: failing runs before the check fails, passing runs before it recovers.
+    default_fall: ClassVar[int] = 3
+    default_rise: ClassVar[int] = 2
     # Backup sources report last_backup_at/age/rpo/size/verified in details; they appear in
     # /api/backup-status and the drwatch_backup_* metrics.
     is_backup_source: ClassVar[bool] = False

@@ -88,6 +88,9 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
         )
 
     default_interval: ClassVar[float] = 60.0
+    # A success ping is the job saying it finished: no second run is needed to believe it, or
+    # the source would stay failing (and /api/backup-status 503) until the next interval.
+    default_rise: ClassVar[int] = 1
     default_timeout: ClassVar[float] = 10.0
     accepts_pushes: ClassVar[bool] = True
 

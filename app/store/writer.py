@@ -75,6 +75,18 @@ class StoreWriter:
             self.healthy = True
             delay = 0.5
 
+    def note_direct_write(self, error: BaseException | None) -> None:
+        """A write made outside the queue (a heartbeat ping is written while its job waits for
+        the answer) tells about the store too: ``drwatch_store_up`` follows the last write of
+        either kind, so a refused ping never leaves it saying the store is up.
+        """
+        if error is None:
+            self.healthy = True
+            return
+        self.failures_total += 1
+        self.last_error = redact.scrub(f"{type(error).__name__}: {error}")[:500]
+        self.healthy = False
+
     async def flush(self, timeout: float = 5.0) -> None:
         """Wait (bounded) until the queue is empty; used at shut-down and in tests."""
         deadline = asyncio.get_running_loop().time() + timeout

@@ -187,14 +187,6 @@ def test_a_hung_store_refuses_pings_after_its_timeout_while_health_answers(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "drwatch_store_up follows only StoreWriter.healthy (app/metrics.py); the heartbeat "
-        "endpoint (app/api/backups.py) writes to the store directly, so a ping refused with 503 "
-        "because the store is down leaves drwatch_store_up at 1 until a queued transition fails"
-    ),
-)
 def test_a_refused_ping_turns_store_up_to_zero(
     drwatch: Callable[..., Drwatch],
     proxies: Callable[[int], FaultProxy],
