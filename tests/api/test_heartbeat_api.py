@@ -133,3 +133,17 @@ async def test_a_ping_is_refused_with_503_while_the_store_is_down(tmp_path: Path
         assert cluster.psql("SELECT count(*) FROM heartbeat_events", "state") == "1"
     finally:
         cluster.destroy()
+
+
+async def test_one_success_ping_turns_a_failing_source_to_pass_at_once(tmp_path: Path) -> None:
+    """A heartbeat source needs no second passing run (rise 1): the ping's own run decides."""
+    async with running_app(_config(), settings_for(tmp_path)) as running:
+        await running.wait_ready()
+        monitor = running.runtime.monitor
+        assert monitor.state("nightly-job").effective is Status.FAIL
+        ping = await running.client.post("/api/backups/nightly-job/ping", headers=AUTH)
+        assert ping.status_code == 200, ping.text
+        await running.wait_until(lambda: monitor.state("nightly-job").consecutive_ok >= 1, 10)
+        assert monitor.state("nightly-job").consecutive_ok == 1
+        assert monitor.state("nightly-job").effective is Status.PASS
+        assert (await running.client.get("/api/backup-status")).status_code == 200
