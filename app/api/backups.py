@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import DataError, IntegrityError
 
-from app.api.deps import DetailsDep, RuntimeDep, push_token
+from app.api.deps import STORE_TIMEOUT, DetailsDep, RuntimeDep, push_token
 from app.api.openapi import responses
 from app.backup_status import backup_status
 from app.checks.base import Status
@@ -37,7 +37,6 @@ log = logging.getLogger("drwatch.api")
 router = APIRouter(prefix="/api", tags=["backups"])
 
 MAX_BODY_BYTES = 16 * 1024
-STORE_TIMEOUT = 5.0
 _KINDS = {"ping": "success", "start": "start", "fail": "fail"}
 
 

@@ -7,12 +7,13 @@ may not see them get the public parts (name, type, criticality, status, since) a
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from app.api.deps import Details, DetailsDep, RuntimeDep, SnapshotDep, StoreDep
+from app.api.deps import STORE_TIMEOUT, Details, DetailsDep, RuntimeDep, SnapshotDep, StoreDep
 from app.api.encoding import cached_response, json_bytes
 from app.api.openapi import responses
 from app.errors import StoreUnavailable
@@ -69,7 +70,7 @@ async def check_history(
     if name not in snapshot.checks:
         raise HTTPException(404, f"No check named {name!r}.")
     try:
-        rows = await store.transitions(name, limit=limit)
+        rows = await asyncio.wait_for(store.transitions(name, limit=limit), STORE_TIMEOUT)
     except Exception as exc:
         raise StoreUnavailable(
             "The state store is unreachable; history is unavailable until it is back."

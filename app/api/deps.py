@@ -34,6 +34,11 @@ SnapshotDep = Annotated[Snapshot, Depends(get_snapshot)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
+# The longest a request waits for the state store (a hung store must not hang the API): then
+# the route answers 503 with what it could not get.
+STORE_TIMEOUT = 5.0
+
+
 def bearer_matches(authorization: str | None, expected: str | None) -> bool:
     """Constant-time check of an ``Authorization: Bearer <token>`` header."""
     if not expected or not authorization:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from app.api.deps import AdminDep, StoreDep
+from app.api.deps import STORE_TIMEOUT, AdminDep, StoreDep
 from app.api.openapi import responses
 from app.drills.service import DrillService
 from app.errors import DrillBusy, StoreUnavailable
@@ -44,7 +45,7 @@ async def drill_runs(
 ) -> dict[str, Any]:
     service = _known(drills, name)
     try:
-        rows = await store.drill_runs(name, limit=limit)
+        rows = await asyncio.wait_for(store.drill_runs(name, limit=limit), STORE_TIMEOUT)
     except Exception as exc:
         raise StoreUnavailable(
             "The state store is unreachable; drill history is unavailable until it is back."

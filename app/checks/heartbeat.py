@@ -19,6 +19,7 @@ The job's own ``duration_seconds`` is used, or else the time since its ``start``
 
 from __future__ import annotations
 
+import asyncio
 import math
 import statistics
 from collections.abc import Sequence
@@ -118,8 +119,20 @@ class HeartbeatCheck(BackupCheck["HeartbeatCheck.Params"]):
                 ),
             )
         try:
-            # Enough events to find history successes between starts and failures.
-            events = await store.heartbeat_events(self.name, p.history * 3 + 10)
+            # Enough events to find history successes between starts and failures. Bounded
+            # inside the run's own timeout, so a hung store is named as the cause instead of
+            # the generic "no answer" of the runner.
+            events = await asyncio.wait_for(
+                store.heartbeat_events(self.name, p.history * 3 + 10), self.timeout * 0.8
+            )
+        except TimeoutError:
+            return self.unknown(
+                facts,
+                CheckFailed(
+                    f"The state store did not answer within {format_duration(self.timeout * 0.8)}"
+                    f", so the pings of {self.name} are unknown; the store is hung or overloaded."
+                ),
+            )
         except Exception as exc:
             return self.unknown(
                 facts,

@@ -17,6 +17,7 @@ from app.store.db import upgrade
 from app.store.repository import HeartbeatEvent, Store
 from tests.checks.backup_contract import BACKUP_KEYS
 from tests.fakes.runs import assert_failed, assert_secret_absent, run_once
+from tests.servers import black_hole
 
 TOKEN = "hb-token-4f2a9c7e1b3d5f60"
 
@@ -183,6 +184,24 @@ async def test_it_fails_but_retries_when_the_store_cannot_be_read(
         await broken.dispose()
     assert_failed(result, "state store cannot be read", permanent=False)
     assert result.details["rpo_seconds"] == 25 * 3600
+
+
+async def test_a_hung_store_is_named_as_the_cause(source: str) -> None:
+    """A state store that accepts connections and never answers: the check fails inside its
+    timeout and says the store is hung, rather than the runner's generic "no answer"."""
+    with black_hole() as hole:
+        hung = Store.from_url(f"postgresql+asyncpg://postgres@127.0.0.1:{hole.port}/state")
+        probe = HeartbeatCheck(
+            source,
+            HeartbeatCheck.Params(token=TOKEN),
+            timeout=1.0,
+            context=CheckContext(store=hung),
+        )
+        try:
+            result = await run_once(probe)
+        finally:
+            await hung.dispose()
+    assert_failed(result, "state store did not answer", permanent=False)
 
 
 async def test_a_ping_to_the_service_survives_a_restart(tmp_path: Path) -> None:
