@@ -80,6 +80,50 @@ class _Target:
         return cls(parsed.address, database, parsed.user, redact_url(dsn))
 
 
+# What a server's answer means for a person: (error classes, sentence, whether retrying cannot
+# help), first match wins. The sentence names {where}, {address}, {database}, {user}, {error}.
+_SERVER_ERRORS: tuple[
+    tuple[type[BaseException] | tuple[type[BaseException], ...], str, bool], ...
+] = (
+    (
+        (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError),
+        "PostgreSQL at {where} rejected the login of {user} ({error}); the password in the DSN or "
+        "pg_hba.conf is wrong, retrying will not help.",
+        True,
+    ),
+    (
+        asyncpg.InvalidCatalogNameError,
+        "PostgreSQL at {address} has no database {database!r}; the DSN names the wrong database, "
+        "or it was dropped.",
+        True,
+    ),
+    (
+        asyncpg.TooManyConnectionsError,
+        "PostgreSQL at {where} refused a new connection: {error}; clients are holding every slot "
+        "(a connection leak or a missing pooler) or the limit is too low.",
+        False,
+    ),
+    (
+        asyncpg.CannotConnectNowError,
+        "PostgreSQL at {where} does not accept connections yet: {error}; it is starting, shutting "
+        "down or recovering.",
+        False,
+    ),
+    (
+        asyncpg.ReadOnlySQLTransactionError,
+        "The probe query for {where} tried to write ({error}); probes run in a read-only "
+        "transaction, so make the query a plain SELECT.",
+        True,
+    ),
+    (
+        asyncpg.exceptions.SyntaxOrAccessError,
+        "The probe query failed on {where}: {error}; fix the query or grant the check's user "
+        "access.",
+        True,
+    ),
+)
+
+
 class PostgresCheck(Check["PostgresCheck.Params"]):
     """Connects, runs a probe query, and checks role, replication lag and connection usage."""
 
@@ -296,49 +340,16 @@ class PostgresCheck(Check["PostgresCheck.Params"]):
         target = self._target
         context = self._context(step=step, error=type(exc).__name__)
         user = f"user {target.user!r}" if target.user else "the configured user"
-        if isinstance(
-            exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
-        ):
-            return CheckFailed(
-                f"PostgreSQL at {target.where} rejected the login of {user} ({exc}); the "
-                "password in the DSN or pg_hba.conf is wrong, retrying will not help.",
-                permanent=True,
-                context=context,
-            )
-        if isinstance(exc, asyncpg.InvalidCatalogNameError):
-            return CheckFailed(
-                f"PostgreSQL at {target.address} has no database {target.database!r}; the DSN "
-                "names the wrong database, or it was dropped.",
-                permanent=True,
-                context=context,
-            )
-        if isinstance(exc, asyncpg.TooManyConnectionsError):
-            return CheckFailed(
-                f"PostgreSQL at {target.where} refused a new connection: {exc}; clients are "
-                "holding every slot (a connection leak or a missing pooler) or the limit is "
-                "too low.",
-                context=context,
-            )
-        if isinstance(exc, asyncpg.CannotConnectNowError):
-            return CheckFailed(
-                f"PostgreSQL at {target.where} does not accept connections yet: {exc}; it is "
-                "starting, shutting down or recovering.",
-                context=context,
-            )
-        if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
-            return CheckFailed(
-                f"The probe query for {target.where} tried to write ({exc}); probes run in a "
-                "read-only transaction, so make the query a plain SELECT.",
-                permanent=True,
-                context=context,
-            )
-        if isinstance(exc, asyncpg.exceptions.SyntaxOrAccessError):
-            return CheckFailed(
-                f"The probe query failed on {target.where}: {exc}; fix the query or grant the "
-                "check's user access.",
-                permanent=True,
-                context=context,
-            )
+        for kinds, sentence, permanent in _SERVER_ERRORS:
+            if isinstance(exc, kinds):
+                said = sentence.format(
+                    where=target.where,
+                    address=target.address,
+                    database=target.database,
+                    user=user,
+                    error=exc,
+                )
+                return CheckFailed(said, permanent=permanent, context=context)
         if isinstance(exc, socket.gaierror):
             host = target.address.rpartition(":")[0] or target.address
             return CheckFailed(does_not_resolve("PostgreSQL", host, exc.strerror), context=context)
