@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -33,7 +33,6 @@ from app.errors import CheckFailed as CheckFailed
 from app.units import rfc3339
 
 if TYPE_CHECKING:
-    from app.checks._shared import SharedResources
     from app.store.repository import Store
 
 Criticality = Literal["critical", "degraded", "info"]
@@ -106,6 +105,14 @@ class RestorableInstance:
     endpoint_url: str | None = None
 
 
+class Resources(Protocol):
+    """What :class:`app.checks._shared.SharedResources` offers a check. Declared here, not
+    imported, so this module (which every check imports) depends on no engine."""
+
+    def http(self) -> Any:
+        """The runtime's :class:`app.checks._http.HttpPool`."""
+
+
 @dataclass(frozen=True)
 class CheckContext:
     """Shared resources a check may use, handed to every check by the service before it runs.
@@ -117,7 +124,7 @@ class CheckContext:
 
     store: Store | None = None
     service_id: str = "drwatch"
-    resources: SharedResources | None = None
+    resources: Resources | None = None
 
 
 P = TypeVar("P", bound=Params)

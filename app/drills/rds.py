@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_rds.type_defs import DBInstanceTypeDef
 
-    from app.drills.run import BackupRef
+    from app.drills.backup import BackupRef
 
 log = logging.getLogger("drwatch.drills")
 

@@ -33,8 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ import asyncpg
 
 from app import dumps, redact
 from app.checks._net import PostgresDsn
+from app.drills.backup import BackupRef as BackupRef  # where callers have always found it
 from app.drills.integrity import Integrity
 from app.drills.report import DrillReport, conclude, say
 from app.drills.spec import DrillSpec
@@ -57,7 +57,7 @@ from app.drills.target import (
 )
 from app.dumps import Compression, Layout
 from app.errors import CorruptDump, DrillFailed
-from app.units import format_duration, format_size, parse_timestamp
+from app.units import format_duration, format_size
 
 log = logging.getLogger("drwatch.drills")
 
@@ -66,50 +66,6 @@ _CLEANUP_TIMEOUT = 120.0
 
 S3ClientFactory = Callable[[], Any]
 """Returns a boto3-compatible S3 client (``get_object``) for ``s3://`` backups."""
-
-
-@dataclass(frozen=True)
-class BackupRef:
-    """The backup a drill restores: a local path or ``s3://bucket/key``, and when it was taken.
-
-    ``format`` and ``compression`` are detected from the file when left as None.
-    ``rpo_seconds`` is the source's RPO, used by ``within_rpo_of_backup`` when the drill sets none.
-    """
-
-    location: str
-    backup_time: datetime
-    size_bytes: int | None = None
-    format: Layout | None = None
-    compression: Compression | None = None
-    rpo_seconds: float | None = None
-    # Newer backups passed over for this one, each "name: why" (failed verification).
-    skipped: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.backup_time.tzinfo is None:
-            raise ValueError("backup_time must be timezone-aware")
-
-    @classmethod
-    def from_details(cls, details: Mapping[str, Any]) -> BackupRef:
-        """From a backup check's Result details (``location``, ``last_backup_at``, ...).
-
-        Raises ValueError when the details name no backup.
-        """
-        location = details.get("location")
-        taken = details.get("last_backup_at")
-        if not location or not taken:
-            raise ValueError("the backup source has not reported a backup (location and time)")
-        backup_time = parse_timestamp(taken)
-        if backup_time is None:
-            raise ValueError(f"the backup time {taken!r} is not a timestamp")
-        size = details.get("size_bytes")
-        rpo = details.get("rpo_seconds")
-        return cls(
-            location=str(location),
-            backup_time=backup_time,
-            size_bytes=int(size) if size is not None else None,
-            rpo_seconds=float(rpo) if rpo is not None else None,
-        )
 
 
 async def _download_s3(
