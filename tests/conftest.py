@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.store.db import upgrade
+from tests.fakes.rds_api import AWS_ENV, MotoServer
 from tests.servers import PostgresCluster, RedisServer
 
 
@@ -58,3 +59,20 @@ async def state_url(
         url = new_pg_database(history_pg)
     await asyncio.to_thread(upgrade, url)
     yield url
+
+
+# The AWS tests' moto server and fake credentials, one per test module. (Modules that need
+# moto without the credentials in the environment define their own ``moto``.)
+@pytest.fixture(scope="module")
+def aws_env() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in AWS_ENV.items():
+            env.setenv(name, value)
+        yield
+
+
+@pytest.fixture(scope="module")
+def moto(aws_env: None) -> Iterator[MotoServer]:
+    server = MotoServer()
+    yield server
+    server.stop()

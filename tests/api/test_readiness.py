@@ -30,21 +30,6 @@ PRIMARY, DR = "eu-west-1", "us-west-2"
 
 
 @pytest.fixture(scope="module")
-def aws_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in AWS_ENV.items():
-            env.setenv(name, value)
-        yield
-
-
-@pytest.fixture(scope="module")
-def moto(aws_env: None) -> Iterator[MotoServer]:
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def cloudformation(aws_env: None) -> Iterator[FakeCloudFormation]:
     server = FakeCloudFormation()
     yield server

@@ -15,23 +15,8 @@ import pytest
 from app.checks.base import Status
 from app.checks.cloudformation import CloudFormationCheck
 from tests.fakes.cloudformation_api import FakeCloudFormation, Stack
-from tests.fakes.rds_api import AWS_ENV, MotoServer
+from tests.fakes.rds_api import MotoServer
 from tests.fakes.runs import assert_failed, run_once
-
-
-@pytest.fixture(scope="module")
-def aws_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in AWS_ENV.items():
-            env.setenv(name, value)
-        yield
-
-
-@pytest.fixture(scope="module")
-def moto(aws_env: None) -> Iterator[MotoServer]:
-    server = MotoServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

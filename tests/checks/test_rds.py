@@ -13,23 +13,8 @@ import pytest
 from app.checks.base import Result, Status
 from app.checks.rds import RdsCheck
 from tests.checks.backup_contract import BACKUP_KEYS
-from tests.fakes.rds_api import AWS_ENV, FakeRds, Instance, MotoServer, Snapshot
+from tests.fakes.rds_api import FakeRds, Instance, MotoServer, Snapshot
 from tests.fakes.runs import assert_failed, run_once
-
-
-@pytest.fixture(scope="module")
-def aws_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in AWS_ENV.items():
-            env.setenv(name, value)
-        yield
-
-
-@pytest.fixture(scope="module")
-def moto(aws_env: None) -> Iterator[MotoServer]:
-    server = MotoServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,27 +12,12 @@ import pytest
 
 from app.checks.base import Status
 from app.checks.route53_health import Route53HealthCheck
-from tests.fakes.rds_api import AWS_ENV, MotoServer
+from tests.fakes.rds_api import MotoServer
 from tests.fakes.route53_api import FakeRoute53, HealthCheck
 from tests.fakes.runs import assert_failed, run_once
 
 PRIMARY_TARGET = "lyo-eu-1234.eu-west-1.elb.amazonaws.com"
 SECONDARY_TARGET = "lyo-us-5678.us-west-2.elb.amazonaws.com"
-
-
-@pytest.fixture(scope="module")
-def aws_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in AWS_ENV.items():
-            env.setenv(name, value)
-        yield
-
-
-@pytest.fixture(scope="module")
-def moto(aws_env: None) -> Iterator[MotoServer]:
-    server = MotoServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

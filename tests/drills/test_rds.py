@@ -27,28 +27,13 @@ from app.drills.spec import DrillSpec
 from app.errors import ConfigError
 from tests.credentials import fake_secret
 from tests.drills.scratch import Dumps
-from tests.fakes.rds_api import AWS_ENV, FakeRds, Instance, MotoServer, Snapshot
+from tests.fakes.rds_api import FakeRds, Instance, MotoServer, Snapshot
 from tests.harness import running_app, settings_for
 from tests.servers import PG_BIN, PostgresCluster
 
 PRIMARY, DR = "eu-west-1", "us-west-2"
 PASSWORD = fake_secret("pw-", 24)
 DRILL = "monthly-rds"
-
-
-@pytest.fixture(scope="module")
-def aws_env() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in AWS_ENV.items():
-            env.setenv(name, value)
-        yield
-
-
-@pytest.fixture(scope="module")
-def moto(aws_env: None) -> Iterator[MotoServer]:
-    server = MotoServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
